@@ -1,0 +1,1 @@
+"""xmodal contracts: the asset event and the dead letter. Imports nothing of ours."""

@@ -1,0 +1,164 @@
+"""Settings: one pydantic-settings class per deployable (worker, gateway, local stack).
+
+Every field is also an environment variable: prefix ``XMODAL_``, nested with ``__``, e.g.
+``XMODAL_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` or ``XMODAL_MODEL__NAME=openai/clip-vit-base-patch32``.
+The sections (kafka, weaviate, model, fetch) are shared, so one variable configures every deployable.
+os.environ is read nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ENV = SettingsConfigDict(env_prefix="XMODAL_", env_nested_delimiter="__", extra="ignore")
+
+BUILTIN_MODEL = "builtin:shapes-clip"
+
+
+def _xdg(var: str, default: str) -> Path:
+    # Settings defaults may read the XDG base dirs: they are the user's choice of where caches live.
+    return Path(os.environ.get(var) or Path.home() / default) / "xmodal"
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated.")
+    topic: str = Field("assets", description="Topic of asset events, keyed by asset_id.")
+    dlq_topic: str = Field("assets.dlq", description="Topic of dead letters, keyed by the original key.")
+    partitions: int = Field(
+        4, ge=1, description="Partitions when xmodal creates the topics. More partitions = more workers."
+    )
+    replication_factor: int = Field(1, ge=1, description="Replication factor when xmodal creates the topics.")
+    group_id: str = Field("xmodal-worker", description="Consumer group (the Faust app id) of the workers.")
+
+
+class WeaviateSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Weaviate host.")
+    http_port: int = Field(8080, description="Weaviate REST port.")
+    grpc_port: int = Field(50051, description="Weaviate gRPC port (used for batch writes and search).")
+    secure: bool = Field(False, description="Use https/TLS to reach Weaviate.")
+    api_key: SecretStr | None = Field(None, description="Weaviate API key, if the server requires one.")
+    collection: str = Field("Asset", description="Collection holding the assets; object uuid = uuid5(asset_id).")
+    timeout_s: float = Field(10.0, gt=0, description="Per-call timeout towards Weaviate.")
+
+
+class ModelSettings(BaseModel):
+    name: str = Field(
+        BUILTIN_MODEL,
+        description="transformers hub id or local path of a CLIP-family model (CLIP, SigLIP, SigLIP2). "
+        f"'{BUILTIN_MODEL}' is the small shapes model shipped with xmodal, for offline demos and tests.",
+    )
+    space: str = Field(
+        "clip", description="Name of the embedding space; becomes the Weaviate named vector. "
+        "Change it together with a model of another space."
+    )
+    device: str = Field("auto", description="auto (cuda when available, else cpu), cpu, cuda, cuda:1, ...")
+    dtype: str = Field("auto", description="auto (bf16 on GPU, fp32 on CPU), float32, float16, bfloat16.")
+    max_batch: int = Field(64, ge=1, description="Most inputs per forward pass. Raise on a GPU (256+).")
+
+
+class FetchSettings(BaseModel):
+    connect_timeout_s: float = Field(3.0, gt=0, description="Connect timeout for http(s) content.")
+    read_timeout_s: float = Field(10.0, gt=0, description="Total read timeout for http(s) content.")
+    max_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Largest content accepted, in bytes.")
+    max_redirects: int = Field(3, ge=0, description="Redirects followed; each target is checked again.")
+    max_pixels: int = Field(40_000_000, ge=1, description="Largest decoded image (width*height).")
+    retries: int = Field(2, ge=0, description="Retries of a failed http fetch before it counts as failed.")
+    file_roots: list[Path] = Field(
+        default_factory=list, description="Folders file:// URIs may read from. Empty: file:// refused."
+    )
+    allow_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs exempt from the SSRF guard (e.g. 127.0.0.0/8 for a local image server).",
+    )
+
+
+class BatchSettings(BaseModel):
+    max_events: int = Field(256, ge=1, description="Most events taken from Kafka per micro-batch.")
+    max_wait_s: float = Field(
+        0.05, gt=0, description="Longest wait for a batch to fill, counted from its first event."
+    )
+    fetch_concurrency: int = Field(16, ge=1, description="Content fetches in flight per batch.")
+    retry_backoff_s: float = Field(0.5, gt=0, description="First backoff after a transient failure.")
+    retry_backoff_max_s: float = Field(10.0, gt=0, description="Longest backoff after transient failures.")
+
+
+class WorkerSettings(BaseSettings):
+    """`xmodal worker`: consumes `assets`, embeds, writes Weaviate, dead-letters bad events."""
+
+    model_config = _ENV
+    kafka: KafkaSettings = KafkaSettings()
+    weaviate: WeaviateSettings = WeaviateSettings()
+    model: ModelSettings = ModelSettings()
+    fetch: FetchSettings = FetchSettings()
+    batch: BatchSettings = BatchSettings()
+    web_host: str = Field("127.0.0.1", description="Bind address of the worker's web server (/metrics).")
+    web_port: int = Field(6066, description="Port of the worker's web server (/metrics).")
+    commit_interval_s: float = Field(
+        0.1, gt=0, description="How often acked offsets are committed; bounds read-your-writes waits."
+    )
+    log_level: str = Field("info", description="debug, info, warn or error.")
+    data_dir: Path = Field(
+        _xdg("XDG_STATE_HOME", ".local/state") / "worker",
+        description="Faust's local data dir (no tables are used; it only holds the app's lock files).",
+    )
+
+
+class GatewaySettings(BaseSettings):
+    """`xmodal gateway`: the search API, the search page and the status page."""
+
+    model_config = _ENV
+    kafka: KafkaSettings = KafkaSettings()
+    weaviate: WeaviateSettings = WeaviateSettings()
+    model: ModelSettings = ModelSettings()
+    fetch: FetchSettings = FetchSettings()
+    host: str = Field("127.0.0.1", description="Bind address. Use 0.0.0.0 only behind a proxy or with API keys.")
+    port: int = Field(8000, description="HTTP port.")
+    api_keys: list[SecretStr] = Field(
+        default_factory=list, description="Accepted keys for the X-API-Key header. Empty: no auth."
+    )
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body, uploads included.")
+    max_concurrency: int = Field(
+        32, ge=1, description="Searches in flight; one more is answered 429 with Retry-After at once."
+    )
+    request_timeout_s: float = Field(10.0, gt=0, description="Per-request deadline.")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS ('*' for all).")
+    query_cache_size: int = Field(1024, ge=0, description="LRU entries of text-query embeddings.")
+    query_batch_max: int = Field(32, ge=1, description="Most queries embedded in one forward pass.")
+    query_batch_wait_s: float = Field(0.005, gt=0, description="Longest wait to fill a query batch.")
+    query_queue_max: int = Field(256, ge=1, description="Queued queries before the gateway answers 429.")
+    consistency_timeout_s: float = Field(
+        5.0, gt=0, description="Longest wait for `consistent_with` offsets to be committed."
+    )
+
+
+class StackSettings(BaseSettings):
+    """`xmodal stack`: the local Kafka and Weaviate used by `make up`, the demo and the tests."""
+
+    model_config = _ENV
+    kafka: KafkaSettings = KafkaSettings()
+    weaviate: WeaviateSettings = WeaviateSettings()
+    kafka_version: str = Field("4.1.1", description="Apache Kafka version fetched from Maven Central.")
+    kafka_controller_port: int = Field(9093, description="KRaft controller port.")
+    kafka_heap: str = Field("768m", description="Kafka JVM heap (-Xmx and -Xms).")
+    weaviate_version: str = Field("v1.39.0", description="Weaviate server version built with go install.")
+    weaviate_gossip_port: int = Field(7946, description="Weaviate memberlist gossip port.")
+    weaviate_data_port: int = Field(7947, description="Weaviate cluster data port.")
+    weaviate_raft_port: int = Field(8300, description="Weaviate Raft port.")
+    weaviate_raft_rpc_port: int = Field(8301, description="Weaviate Raft RPC port.")
+    weaviate_profiling_port: int = Field(6060, description="Weaviate Go profiling port.")
+    cache_dir: Path = Field(
+        _xdg("XDG_CACHE_HOME", ".cache"), description="Jars, the Weaviate binary and the virtual environment."
+    )
+    state_dir: Path = Field(
+        _xdg("XDG_STATE_HOME", ".local/state") / "stack", description="Data, logs and pid files of the stack."
+    )
+    start_timeout_s: float = Field(120.0, gt=0, description="Longest wait for a service to become ready.")
+
+    @property
+    def kafka_port(self) -> int:
+        first = self.kafka.bootstrap_servers.split(",")[0]
+        return int(first.rsplit(":", 1)[1])

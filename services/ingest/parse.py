@@ -1,0 +1,56 @@
+"""Record -> event, or the reason it can never become one."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import ValidationError
+
+from schemas.asset_event import AssetEvent, Modality, Op
+from schemas.dead_letter import Reason
+from services.ingest.records import Parsed, Record
+
+SUPPORTED_MODALITIES = frozenset({Modality.image, Modality.text})
+
+
+class Rejected(Exception):
+    """A record that must be dead-lettered; never raised past the pipeline."""
+
+    def __init__(self, reason: Reason, error: str) -> None:
+        super().__init__(error)
+        self.reason = reason
+        self.error = error
+
+
+def parse(record: Record) -> Parsed:
+    """Validate one record against the event contract; raise :class:`Rejected` with a reason code."""
+    if record.value is None:
+        raise Rejected(Reason.invalid_event, "record has no value (a Kafka tombstone); send op=delete instead")
+    try:
+        raw = json.loads(record.value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Rejected(Reason.invalid_json, f"value is not UTF-8 JSON: {exc}") from exc
+    try:
+        event = AssetEvent.model_validate(raw)
+    except ValidationError as exc:
+        raise Rejected(Reason.invalid_event, _summarise(exc)) from exc
+    key = record.key.decode("utf-8", "replace") if record.key is not None else None
+    if key != event.asset_id:
+        raise Rejected(
+            Reason.invalid_event,
+            f"Kafka key {key!r} must equal asset_id {event.asset_id!r} (per-asset ordering depends on it)",
+        )
+    if event.op is Op.upsert and event.modality not in SUPPORTED_MODALITIES:
+        raise Rejected(
+            Reason.unsupported_modality,
+            f"modality {event.modality} has no embedding space configured in this worker",
+        )
+    return Parsed(record, event)
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "event"
+        parts.append(f"{loc}: {err['msg']}")
+    return "invalid event: " + "; ".join(parts)

@@ -1,0 +1,152 @@
+"""Stream lag of the worker group, read from Kafka itself, and waits on committed offsets.
+
+Because the worker commits an offset only after the event's effect is stored (or dead-lettered),
+"committed offset > X on partition P" means "everything up to X on P is searchable": read-your-writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaError
+
+from services.config import KafkaSettings
+from services.errors import TransientError
+from services.monitoring import metrics
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    partition: int
+    end_offset: int
+    committed: int | None  # None: the group never committed on this partition
+
+    @property
+    def lag(self) -> int:
+        return self.end_offset - (self.committed or 0)
+
+
+@dataclass
+class LagSnapshot:
+    topic: str
+    group: str
+    partitions: list[PartitionLag]
+    members: int
+    state: str
+    taken_at: float = field(default_factory=time.time)
+
+    @property
+    def total_lag(self) -> int:
+        return sum(p.lag for p in self.partitions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic, "group": self.group, "members": self.members, "state": self.state,
+            "taken_at": self.taken_at, "total_lag": self.total_lag,
+            "partitions": [dict(asdict(p), lag=p.lag) for p in self.partitions],
+        }
+
+
+class LagReader:
+    """Reads end offsets and the group's committed offsets (no group membership of its own)."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                          request_timeout_ms=5000)
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+        self._tps: list[TopicPartition] = []
+
+    async def __aenter__(self) -> LagReader:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        try:
+            await self._admin.start()
+            await self._consumer.start()
+        except KafkaError as exc:
+            raise TransientError(f"cannot reach Kafka at {self.settings.bootstrap_servers}: {exc}") from exc
+
+    async def close(self) -> None:
+        await self._consumer.stop()
+        await self._admin.close()
+
+    async def _partitions(self) -> list[TopicPartition]:
+        if not self._tps:
+            parts = self._consumer.partitions_for_topic(self.settings.topic)
+            if parts is None:
+                await self._consumer._client.force_metadata_update()
+                parts = self._consumer.partitions_for_topic(self.settings.topic) or set()
+            self._tps = [TopicPartition(self.settings.topic, p) for p in sorted(parts)]
+        return self._tps
+
+    async def committed(self) -> dict[int, int]:
+        for attempt in range(20):
+            try:
+                offsets = await self._admin.list_consumer_group_offsets(self.settings.group_id)
+                break
+            except GroupCoordinatorNotAvailableError:
+                # The first look-up of a group makes the broker create __consumer_offsets: a moment.
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.25)
+        return {tp.partition: om.offset for tp, om in offsets.items()
+                if tp.topic == self.settings.topic and om.offset >= 0}
+
+    async def snapshot(self) -> LagSnapshot:
+        tps = await self._partitions()
+        try:
+            ends = await self._consumer.end_offsets(tps)
+            committed = await self.committed()
+            groups = await self._admin.describe_consumer_groups([self.settings.group_id])
+        except KafkaError as exc:
+            raise TransientError(f"reading lag failed: {exc}") from exc
+        members, state = _group_info(groups)
+        snap = LagSnapshot(self.settings.topic, self.settings.group_id,
+                           [PartitionLag(tp.partition, ends[tp], committed.get(tp.partition)) for tp in tps],
+                           members, state)
+        export(snap)
+        return snap
+
+    async def wait_committed(self, targets: Mapping[int, int], *, timeout_s: float) -> tuple[bool, float]:
+        """Wait until committed[p] > offset for every (p, offset); returns (satisfied, seconds waited)."""
+        t0 = time.monotonic()
+        delay = 0.005
+        while True:
+            committed = await self.committed()
+            if all(committed.get(p, -1) > off for p, off in targets.items()):
+                return True, time.monotonic() - t0
+            if time.monotonic() - t0 >= timeout_s:
+                return False, time.monotonic() - t0
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
+def _group_info(responses: list[Any]) -> tuple[int, str]:
+    """(members, state) from DescribeGroups responses; state 'Dead'/'Empty' means no worker is consuming."""
+    for resp in responses:
+        for group in getattr(resp, "groups", []):
+            # response tuples: (error_code, group, state, protocol_type, protocol, members, ...)
+            return len(group[5]), str(group[2])
+    return 0, "unknown"
+
+
+def export(snap: LagSnapshot) -> None:
+    for p in snap.partitions:
+        labels = (snap.topic, str(p.partition))
+        metrics.LAG.labels(*labels).set(p.lag)
+        metrics.END_OFFSET.labels(*labels).set(p.end_offset)
+        metrics.COMMITTED_OFFSET.labels(*labels).set(p.committed or 0)

@@ -1,0 +1,44 @@
+"""Every metric xmodal exports, in one place, so dashboards and code agree on names.
+
+Worker metrics are served by the worker's web server (port 6066) at /metrics, gateway metrics by the gateway.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_FRESH = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+# --- worker: ingest pipeline -------------------------------------------------------------------
+EVENTS = Counter(
+    "xmodal_events_total", "Events consumed, by outcome.", ["outcome"]
+)  # outcome: stored, deleted, metadata_only, stale, superseded, dead_letter
+DEAD_LETTERS = Counter("xmodal_dead_letters_total", "Events sent to the dead-letter topic, by reason.", ["reason"])
+MODEL_RUNS = Counter("xmodal_model_inputs_total", "Inputs that ran through the model, by modality.", ["modality"])
+BATCH_SIZE = Histogram("xmodal_batch_size", "Events per micro-batch taken from Kafka.", buckets=_SIZES)
+STAGE_SECONDS = Histogram(
+    "xmodal_stage_seconds", "Time spent per batch in each pipeline stage.", ["stage"], buckets=_FAST
+)  # stage: queue_wait, parse, lookup, fetch, decode, embed, upsert, dead_letter, total
+FRESHNESS = Histogram(
+    "xmodal_freshness_seconds", "indexed_at minus the Kafka record timestamp, per stored event.", buckets=_FRESH
+)
+RETRIES = Counter("xmodal_transient_retries_total", "Batches retried after a transient failure, by error.", ["error"])
+IN_BACKOFF = Gauge("xmodal_worker_backing_off", "1 while the worker pauses after a transient failure.")
+
+# --- stream lag (worker and gateway both export it) ---------------------------------------------
+LAG = Gauge("xmodal_consumer_lag", "End offset minus committed offset, per partition.", ["topic", "partition"])
+END_OFFSET = Gauge("xmodal_end_offset", "Log end offset per partition.", ["topic", "partition"])
+COMMITTED_OFFSET = Gauge(
+    "xmodal_committed_offset", "Committed offset of the worker group per partition.", ["topic", "partition"]
+)
+
+# --- gateway -----------------------------------------------------------------------------------
+REQUESTS = Counter("xmodal_http_requests_total", "Gateway requests, by route and status.", ["route", "status"])
+REQUEST_SECONDS = Histogram("xmodal_http_request_seconds", "Gateway latency by route.", ["route"], buckets=_FAST)
+QUERY_CACHE = Counter("xmodal_query_cache_total", "Text-query embedding cache lookups, by result.", ["result"])
+REJECTED = Counter("xmodal_http_rejected_total", "Requests refused before work, by reason.", ["reason"])
+CONSISTENCY_WAIT = Histogram(
+    "xmodal_consistency_wait_seconds", "Time searches waited for consistent_with offsets.", buckets=_FAST
+)

@@ -1,0 +1,51 @@
+"""`xmodal lag`: the worker group's lag as a table, a live view or JSON, with a time-to-drain estimate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from services.config import KafkaSettings
+from services.monitoring.lag import LagReader, LagSnapshot
+
+
+def render(snap: LagSnapshot, rate: float | None) -> str:
+    lines = [f"topic {snap.topic}  group {snap.group}  state {snap.state}  members {snap.members}",
+             f"{'partition':>9} {'end':>10} {'committed':>10} {'lag':>8}"]
+    for p in snap.partitions:
+        committed = "-" if p.committed is None else str(p.committed)
+        lines.append(f"{p.partition:>9} {p.end_offset:>10} {committed:>10} {p.lag:>8}")
+    lines.append(f"{'total':>9} {'':>10} {'':>10} {snap.total_lag:>8}")
+    if rate is not None:
+        drain = "n/a (not consuming)" if rate <= 0 else f"{snap.total_lag / rate:.1f}s"
+        lines.append(f"consume rate {max(rate, 0):.1f} events/s, time to drain {drain}")
+    return "\n".join(lines)
+
+
+async def show_lag(kafka: KafkaSettings, *, watch: bool, as_json: bool, interval_s: float) -> int:
+    async with LagReader(kafka) as reader:
+        prev = await reader.snapshot()
+        rate = None
+        if as_json or not watch:
+            # a second snapshot gives the recent consume rate (committed offsets per second)
+            await asyncio.sleep(min(interval_s, 1.0))
+            snap = await reader.snapshot()
+            rate = _rate(prev, snap)
+            if as_json:
+                print(json.dumps(dict(snap.to_json(), consume_rate=rate), indent=2))
+            else:
+                print(render(snap, rate))
+            return 0
+        while True:
+            await asyncio.sleep(interval_s)
+            snap = await reader.snapshot()
+            rate = _rate(prev, snap)
+            prev = snap
+            sys.stdout.write("\x1b[2J\x1b[H" + render(snap, rate) + "\n")
+            sys.stdout.flush()
+
+
+def _rate(a: LagSnapshot, b: LagSnapshot) -> float:
+    done = sum((p.committed or 0) for p in b.partitions) - sum((p.committed or 0) for p in a.partitions)
+    return done / max(b.taken_at - a.taken_at, 1e-6)

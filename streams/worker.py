@@ -1,0 +1,30 @@
+"""`xmodal worker`: load the model, then run the Faust worker with the ingest agent."""
+
+from __future__ import annotations
+
+import logging
+
+from services.config import WorkerSettings
+from services.embedding.model import load_embedder
+from services.embedding.runner import AsyncEmbedder
+from streams.agents import register
+from streams.app import create_app
+
+_FAUST_LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "warning": "warn", "error": "error"}
+
+
+def run_worker(settings: WorkerSettings) -> None:
+    from faust.worker import Worker
+
+    level = _FAUST_LEVELS.get(settings.log_level.lower(), "info")
+    logging.basicConfig(level=level.upper().replace("WARN", "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Load the model before joining the consumer group: a slow load must not stall a rebalance.
+    embedder = AsyncEmbedder(load_embedder(settings.model), max_batch=settings.model.max_batch)
+    logging.getLogger("xmodal.worker").info(
+        "model %s (space %s, %d dims) on %s", embedder.model_id, embedder.space, embedder.dim, embedder.device
+    )
+    app = create_app(settings)
+    register(app, settings, embedder)
+    worker = Worker(app, loglevel=level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()

@@ -1,0 +1,46 @@
+"""Settings: defaults from the design, XMODAL_ variables nested with __, every field described."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+from pydantic_settings import BaseSettings
+
+from services.config import GatewaySettings, StackSettings, WorkerSettings
+
+
+def test_defaults_follow_the_design() -> None:
+    w, g, s = WorkerSettings(), GatewaySettings(), StackSettings()
+    assert w.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert (w.kafka.topic, w.kafka.dlq_topic, w.weaviate.collection) == ("assets", "assets.dlq", "Asset")
+    assert (w.weaviate.http_port, w.weaviate.grpc_port, w.web_port, g.port) == (8080, 50051, 6066, 8000)
+    assert (s.kafka_port, s.kafka_controller_port) == (9092, 9093)
+    assert g.host == "127.0.0.1" and w.web_host == "127.0.0.1"
+
+
+def test_nested_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XMODAL_KAFKA__BOOTSTRAP_SERVERS", "broker:19092")
+    monkeypatch.setenv("XMODAL_MODEL__NAME", "/models/clip")
+    monkeypatch.setenv("XMODAL_BATCH__MAX_EVENTS", "64")
+    monkeypatch.setenv("XMODAL_API_KEYS", '["k1", "k2"]')
+    w, g, s = WorkerSettings(), GatewaySettings(), StackSettings()
+    assert w.kafka.bootstrap_servers == g.kafka.bootstrap_servers == "broker:19092"
+    assert s.kafka_port == 19092  # the local stack listens where the clients look
+    assert w.model.name == "/models/clip" and w.batch.max_events == 64
+    assert [k.get_secret_value() for k in g.api_keys] == ["k1", "k2"]
+    assert "k1" not in repr(g)
+
+
+@pytest.mark.parametrize("cls", [WorkerSettings, GatewaySettings, StackSettings])
+def test_every_field_is_described(cls: type[BaseSettings]) -> None:
+    def walk(model: type[BaseModel], path: str) -> list[str]:
+        missing = []
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                missing += walk(ann, f"{path}{name}.")
+            elif not field.description:
+                missing.append(path + name)
+        return missing
+
+    assert walk(cls, "") == []

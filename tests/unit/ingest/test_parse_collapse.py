@@ -1,0 +1,91 @@
+"""Parsing records into events (or reasons) and collapsing a batch per asset."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from schemas.dead_letter import Reason
+from services.errors import TransientError
+from services.ingest.collapse import candidates_by_asset
+from services.ingest.embed import embed_isolating_poison
+from services.ingest.parse import Rejected, parse
+from services.ingest.records import Record
+
+T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+
+def rec(value: Any, *, key: str | None = "a", offset: int = 0) -> Record:
+    raw = value if isinstance(value, bytes) or value is None else json.dumps(value).encode()
+    return Record(key.encode() if key is not None else None, raw, "assets", 0, offset)
+
+
+def event(op: str = "upsert", asset_id: str = "a", seconds: int = 0, **extra: Any) -> dict[str, Any]:
+    ev: dict[str, Any] = {"schema_version": 1, "asset_id": asset_id, "op": op,
+                          "event_time": (T0 + timedelta(seconds=seconds)).isoformat()}
+    if op == "upsert":
+        ev.update(modality="text", text=f"text at {seconds}")
+    ev.update(extra)
+    return ev
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "reason"),
+    [
+        (b"{not json", "a", Reason.invalid_json),
+        (b"\xff\xfe", "a", Reason.invalid_json),
+        (None, "a", Reason.invalid_event),
+        ({"asset_id": "a"}, "a", Reason.invalid_event),
+        (event(), "b", Reason.invalid_event),
+        (event(), None, Reason.invalid_event),
+        (event(modality="audio", text=None, uri="https://x.example/a.wav"), "a", Reason.unsupported_modality),
+    ],
+)
+def test_bad_records_are_rejected_with_a_reason(value: Any, key: str | None, reason: Reason) -> None:
+    with pytest.raises(Rejected) as info:
+        parse(rec(value, key=key))
+    assert info.value.reason is reason
+    assert info.value.error
+
+
+def test_delete_of_audio_asset_is_fine() -> None:
+    assert parse(rec(event("delete"))).event.op.value == "delete"
+
+
+def test_newest_event_time_wins_then_latest_offset() -> None:
+    batch = [
+        parse(rec(event("upsert", seconds=5), offset=1)),
+        parse(rec(event("delete", seconds=5), offset=2)),   # same time, later offset: wins over offset 1
+        parse(rec(event("upsert", seconds=1), offset=3)),   # older event time, although later in the log
+        parse(rec(event("upsert", asset_id="b"), key="b", offset=4)),
+    ]
+    groups = candidates_by_asset(batch)
+    assert [p.record.offset for p in groups["a"]] == [2, 1, 3]
+    assert [p.record.offset for p in groups["b"]] == [4]
+
+
+async def test_poison_input_is_isolated_and_the_rest_embedded() -> None:
+    calls: list[list[str]] = []
+
+    async def run(items: list[str]) -> np.ndarray:
+        calls.append(items)
+        if "boom" in items:
+            raise RuntimeError("kernel crashed")
+        return np.array([[float(len(s)), 1.0] for s in items], dtype=np.float32)
+
+    vectors, poisoned = await embed_isolating_poison(run, ["a", "bb", "boom", "dddd", "eeeee"])
+    assert list(poisoned) == [2]
+    assert "kernel crashed" in poisoned[2]
+    assert vectors[0] == [1.0, 1.0] and vectors[4] == [5.0, 1.0] and vectors[2] is None
+
+
+async def test_retriable_errors_are_not_taken_for_poison() -> None:
+    async def run(items: list[str]) -> np.ndarray:
+        raise TransientError("device busy")
+
+    with pytest.raises(TransientError):
+        await embed_isolating_poison(run, ["a", "b"])

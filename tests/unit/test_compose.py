@@ -1,0 +1,93 @@
+"""docker-compose.yml wiring: services, the XMODAL_ variables the settings classes really read, ports, volumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel
+from pydantic_settings import BaseSettings
+
+from services.config import GatewaySettings, WorkerSettings
+
+COMPOSE = Path(__file__).parents[2] / "docker-compose.yml"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
+
+
+def env_names(settings: type[BaseSettings]) -> set[str]:
+    """Every environment variable a settings class reads (prefix XMODAL_, nested with __)."""
+    names: set[str] = set()
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{prefix}{name.upper()}__")
+            names.add(f"{prefix}{name.upper()}")
+
+    walk(settings, "XMODAL_")
+    return names
+
+
+def xmodal_env(service: dict[str, Any]) -> dict[str, str]:
+    return {k: v for k, v in service.get("environment", {}).items() if k.startswith("XMODAL_")}
+
+
+def test_the_stack_is_all_there(compose: dict[str, Any]) -> None:
+    assert {"kafka", "weaviate", "worker", "gateway", "topics"} <= set(compose["services"])
+
+
+@pytest.mark.parametrize(("service", "settings"), [("worker", WorkerSettings), ("gateway", GatewaySettings)])
+def test_every_variable_is_one_the_settings_read(
+    compose: dict[str, Any], service: str, settings: type[BaseSettings]
+) -> None:
+    env = xmodal_env(compose["services"][service])
+    assert env, f"{service} has no XMODAL_ settings"
+    unknown = set(env) - env_names(settings)
+    assert not unknown, f"{service} sets variables no settings field reads: {unknown}"
+
+
+def test_services_reach_kafka_and_weaviate_by_service_name(compose: dict[str, Any]) -> None:
+    for name in ("worker", "gateway"):
+        env = xmodal_env(compose["services"][name])
+        assert env["XMODAL_KAFKA__BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert env["XMODAL_WEAVIATE__HOST"] == "weaviate"
+        deps = compose["services"][name]["depends_on"]
+        assert deps["weaviate"]["condition"] == "service_healthy"
+        assert deps["topics"]["condition"] == "service_completed_successfully"
+
+
+def test_worker_scales(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    assert "ports" not in worker, "a fixed host port would make `--scale worker=N` fail"
+    assert "container_name" not in worker
+    partitions = int(xmodal_env(worker)["XMODAL_KAFKA__PARTITIONS"])
+    topics_cmd = " ".join(compose["services"]["topics"]["command"])
+    assert f"--partitions {partitions}" in topics_cmd, "workers beyond the partition count would idle"
+
+
+def test_ports_match_the_defaults_and_bind_loopback(compose: dict[str, Any]) -> None:
+    gw = GatewaySettings()
+    ports = compose["services"]["gateway"]["ports"]
+    assert f"127.0.0.1:{gw.port}:{gw.port}" in ports
+    assert "127.0.0.1:9092:9092" in compose["services"]["kafka"]["ports"]
+    assert "127.0.0.1:8080:8080" in compose["services"]["weaviate"]["ports"]
+
+
+def test_data_lives_in_named_volumes(compose: dict[str, Any]) -> None:
+    assert {"kafka-data", "weaviate-data", "models"} <= set(compose["volumes"])
+    assert any("weaviate-data" in v for v in compose["services"]["weaviate"]["volumes"])
+    assert any("kafka-data" in v for v in compose["services"]["kafka"]["volumes"])
+
+
+def test_topic_names_match_the_settings(compose: dict[str, Any]) -> None:
+    cmd = " ".join(compose["services"]["topics"]["command"])
+    kafka = WorkerSettings().kafka
+    assert f"--topic {kafka.topic} " in cmd and f"--topic {kafka.dlq_topic} " in cmd
