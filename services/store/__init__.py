@@ -1,0 +1,75 @@
+"""The asset store: the only package that talks to Weaviate (and the only one importing ``weaviate``).
+
+Storage design (collection ``Asset``, settings.weaviate.collection):
+
+- Object uuid = ``uuid5(ASSET_NAMESPACE, asset_id)`` (:func:`asset_uuid`; the namespace constant is in
+  models.py and never changes), so a re-delivered event overwrites the same object: writes are idempotent.
+- Writes are gRPC batches with replace semantics: an upsert replaces the whole object, properties AND
+  vectors (a metadata-only update must pass the stored vectors back, see ``states(with_vectors=True)``).
+  Deletes are a batch delete by uuid.
+- Properties: ``asset_id``, ``modality``, ``content_hash``, ``model_id`` (text, field tokenization,
+  filterable); ``text`` (word tokenization, BM25-searchable, the only property hybrid search reads);
+  ``uri`` and ``metadata_json`` (text, not indexed; metadata_json is the exact metadata for round trips);
+  ``event_time``, ``indexed_at`` (date, range-indexed; indexed_at is set at write time unless given);
+  ``source_partition``, ``source_offset`` (int: the Kafka position that wrote the object);
+  ``has_thumbnail`` (boolean) and ``thumbnail`` (blob, a small image preview; never returned by searches).
+- Each metadata key also gets its own filterable property (schema.meta_property: ``meta_<key>``, escaped
+  when Weaviate's case-insensitive names or reserved suffixes would clash), added to the schema the first
+  time a key is seen, under a lock and with a re-read so concurrent writers never fail on it. Its type is
+  fixed by the first value: str -> text (field tokenization), int or float -> number (3 then 3.5 never
+  conflict), bool -> boolean, list[str] -> text[]. A later value of another type for the same key is a
+  permanent per-object error (MetadataTypeConflict); the rest of the batch is stored.
+- One named vector per embedding space (``clip``, ``clap``, ...): self-provided, HNSW, cosine distance.
+  ensure_collection() adds a missing space to an existing collection (a model change adds a vector
+  instead of breaking the collection).
+- Search: near_vector on one space (score = 1 - cosine distance = cosine similarity) or hybrid
+  (BM25 on ``text`` fused with the vector search; score = Weaviate's relative-score fusion in [0, 1]), with
+  filters (filters.py), a modality target and excluded ids, all combined with AND.
+
+Errors (errors.py): StoreUnavailable (retriable) when Weaviate is down or slow; per-asset WriteRejected /
+MetadataTypeConflict returned by ``write``; InvalidFilter / InvalidQuery for bad searches.
+"""
+
+from services.store.errors import (
+    InvalidFilter,
+    InvalidQuery,
+    MetadataTypeConflict,
+    StoreError,
+    StoreUnavailable,
+    UnknownField,
+    WriteRejected,
+)
+from services.store.filters import And, Condition, FilterExpr, Or, parse_filter
+from services.store.models import (
+    ASSET_NAMESPACE,
+    AssetObject,
+    Hit,
+    SearchQuery,
+    StoredAsset,
+    StoredState,
+    asset_uuid,
+)
+from services.store.store import AssetStore
+
+__all__ = [
+    "ASSET_NAMESPACE",
+    "And",
+    "AssetObject",
+    "AssetStore",
+    "Condition",
+    "FilterExpr",
+    "Hit",
+    "InvalidFilter",
+    "InvalidQuery",
+    "MetadataTypeConflict",
+    "Or",
+    "SearchQuery",
+    "StoreError",
+    "StoreUnavailable",
+    "StoredAsset",
+    "StoredState",
+    "UnknownField",
+    "WriteRejected",
+    "asset_uuid",
+    "parse_filter",
+]

@@ -1,0 +1,103 @@
+"""Weaviate client exceptions -> store errors: retriable (StoreUnavailable) or not.
+
+The client reports most gRPC failures as text (``WeaviateQueryError`` keeps only the status details), so
+part of the classification reads the message. The markers below are what the client (4.24) and the
+server (1.39) write for "down / slow / overloaded"; anything else is permanent.
+
+>>> is_transient_message("failed to connect to all addresses; last error: UNAVAILABLE")
+True
+>>> is_transient_message("vector lengths don't match: 3 vs 2")
+False
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from enum import Enum
+
+import httpx
+from grpc import StatusCode  # type: ignore[import-untyped]
+from grpc.aio import AioRpcError  # type: ignore[import-untyped]
+from weaviate.exceptions import (
+    UnexpectedStatusCodeError,
+    WeaviateBaseError,
+    WeaviateClosedClientError,
+    WeaviateConnectionError,
+    WeaviateGRPCUnavailableError,
+    WeaviateQueryError,
+    WeaviateRetryError,
+    WeaviateStartUpError,
+    WeaviateTimeoutError,
+)
+
+from services.store.errors import InvalidQuery, StoreError, StoreUnavailable
+
+_TRANSIENT_MARKERS = (
+    "unavailable", "deadline", "resource_exhausted", "resource exhausted", "connection refused",
+    "failed to connect", "socket closed", "connection reset", "broken pipe", "timed out", "timeout",
+    "too many requests", "read-only", "readonly", "context canceled", "not enough replicas",
+    "goaway", "stream removed", "shutting down",
+)
+_TRANSIENT_TYPES = (
+    WeaviateConnectionError, WeaviateTimeoutError, WeaviateGRPCUnavailableError, WeaviateRetryError,
+    WeaviateStartUpError, httpx.TransportError,
+)
+_TRANSIENT_CODES = {
+    StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED, StatusCode.RESOURCE_EXHAUSTED, StatusCode.ABORTED,
+}
+
+
+class Call(Enum):
+    """What kind of call failed: decides whether a permanent failure is the caller's fault (a query)."""
+
+    QUERY = "query"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+def is_transient_message(message: str) -> bool:
+    lowered = message.lower()
+    return any(marker in lowered for marker in _TRANSIENT_MARKERS)
+
+
+def translate(error: BaseException, what: str, call: Call) -> StoreError:
+    """The store error for a failed client call ``what``."""
+    text = f"{what}: {error}"
+    if isinstance(error, TimeoutError):
+        return StoreUnavailable(f"{what}: Weaviate did not answer in time")
+    if isinstance(error, _TRANSIENT_TYPES):
+        return StoreUnavailable(text)
+    if isinstance(error, AioRpcError):
+        return StoreUnavailable(text) if error.code() in _TRANSIENT_CODES else _permanent(text, call)
+    if isinstance(error, WeaviateClosedClientError):
+        return StoreError(f"{what}: the store is not started or already closed")
+    if isinstance(error, UnexpectedStatusCodeError):
+        status = error.status_code
+        if status == 429 or status >= 500:
+            return StoreUnavailable(text)
+        return _permanent(text, call) if status != 403 else StoreError(text)
+    if isinstance(error, WeaviateQueryError):
+        return StoreUnavailable(text) if is_transient_message(error.message) else _permanent(text, call)
+    return StoreError(text)
+
+
+def _permanent(text: str, call: Call) -> StoreError:
+    return InvalidQuery(text) if call is Call.QUERY else StoreError(text)
+
+
+@asynccontextmanager
+async def calling(what: str, call: Call, timeout_s: float) -> AsyncIterator[None]:
+    """Run client calls under a deadline and translate what they raise.
+
+    The deadline also caps the client's own retries (it sleeps 1, 2, 4, 8 s on gRPC UNAVAILABLE), so a
+    caller learns that Weaviate is down within ``timeout_s`` and can back off on its own terms.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            yield
+    except StoreError:
+        raise
+    except (TimeoutError, WeaviateBaseError, httpx.HTTPError, AioRpcError) as e:
+        raise translate(e, what, call) from e

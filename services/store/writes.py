@@ -1,0 +1,118 @@
+"""Turning AssetObjects into Weaviate objects, and sorting batch results into per-asset failures.
+
+Everything here is pure (no network): the store calls it around its gRPC batch calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from weaviate.classes.data import DataObject
+
+from services.store.errors import MetadataTypeConflict, StoreUnavailable, WriteRejected
+from services.store.failures import is_transient_message
+from services.store.models import AssetObject, asset_uuid
+from services.store.schema import (
+    PropKind,
+    SchemaView,
+    kind_of,
+    meta_property,
+    property_value,
+    valid_metadata_key,
+)
+
+WeaviateObject = DataObject[dict[str, Any], None]
+
+
+def wanted_properties(upserts: Sequence[AssetObject]) -> dict[str, PropKind]:
+    """Metadata properties the batch needs, with the type of the first value seen for each."""
+    wanted: dict[str, PropKind] = {}
+    for obj in upserts:
+        for key, value in obj.metadata.items():
+            kind = kind_of(value)
+            if kind is not None and valid_metadata_key(key):
+                wanted.setdefault(meta_property(key), kind)
+    return wanted
+
+
+def to_weaviate_object(
+    obj: AssetObject, schema: SchemaView, spaces: Mapping[str, int], now: Callable[[], datetime]
+) -> WeaviateObject:
+    """The Weaviate object of ``obj``; WriteRejected (e.g. MetadataTypeConflict) when it cannot be stored."""
+    if obj.event_time.tzinfo is None:
+        raise WriteRejected(obj.asset_id, "event_time has no time zone")
+    indexed_at = obj.indexed_at or now()
+    props: dict[str, Any] = {
+        "asset_id": obj.asset_id,
+        "modality": obj.modality,
+        "text": obj.text,
+        "uri": obj.uri,
+        "content_hash": obj.content_hash,
+        "model_id": obj.model_id,
+        "event_time": obj.event_time,
+        "indexed_at": indexed_at,
+        "source_partition": obj.source_partition,
+        "source_offset": obj.source_offset,
+        "has_thumbnail": obj.thumbnail is not None,
+        "thumbnail": base64.b64encode(obj.thumbnail).decode("ascii") if obj.thumbnail is not None else None,
+        # The exact metadata, for round trips: meta_* properties hold numbers as floats.
+        "metadata_json": json.dumps(obj.metadata, ensure_ascii=False, separators=(",", ":")),
+    }
+    props.update(_metadata_properties(obj, schema))
+    return DataObject(properties=props, uuid=asset_uuid(obj.asset_id), vector=_vectors(obj, spaces))
+
+
+def _metadata_properties(obj: AssetObject, schema: SchemaView) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    for key, value in obj.metadata.items():
+        if not valid_metadata_key(key):
+            raise WriteRejected(obj.asset_id, f"metadata key {key!r} is not an identifier")
+        kind = kind_of(value)
+        if kind is None:
+            raise WriteRejected(obj.asset_id, f"metadata {key!r}: unsupported value {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise WriteRejected(obj.asset_id, f"metadata {key!r}: {value} is not a finite number")
+        name = meta_property(key)
+        stored = schema.properties.get(name)
+        if stored is None:
+            raise WriteRejected(obj.asset_id, f"metadata {key!r}: Weaviate did not accept property {name!r}")
+        if stored is not kind:
+            raise MetadataTypeConflict(
+                obj.asset_id, f"metadata {key!r} holds {stored.value} values; got {kind.value} {value!r}"
+            )
+        props[name] = property_value(kind, value)
+    return props
+
+
+def _vectors(obj: AssetObject, spaces: Mapping[str, int]) -> dict[str, list[float]]:
+    for space, vector in obj.vectors.items():
+        if space not in spaces:
+            raise WriteRejected(obj.asset_id, f"vector space {space!r} is not configured ({sorted(spaces)})")
+        if len(vector) != spaces[space]:
+            dims = f"{len(vector)} dimensions, not {spaces[space]}"
+            raise WriteRejected(obj.asset_id, f"{space} vector has {dims}")
+        if not all(math.isfinite(x) for x in vector):
+            raise WriteRejected(obj.asset_id, f"{space} vector has NaN or infinite values")
+    return {space: list(vector) for space, vector in obj.vectors.items()}
+
+
+def rejected(asset_id: str, message: str) -> WriteRejected:
+    """A per-object error from Weaviate, unless its text says Weaviate is down or overloaded."""
+    if is_transient_message(message):
+        raise StoreUnavailable(f"asset {asset_id!r}: {message}")
+    return WriteRejected(asset_id, message)
+
+
+def check_disjoint(upserts: Sequence[AssetObject], deletes: Sequence[str]) -> None:
+    """One write call holds at most one change per asset; which of two would win is the caller's call."""
+    both = {o.asset_id for o in upserts} & set(deletes)
+    ids = [o.asset_id for o in upserts]
+    if both:
+        raise ValueError(f"assets both upserted and deleted in one write: {sorted(both)[:5]}")
+    if len(ids) != len(set(ids)):
+        raise ValueError("an asset is upserted twice in one write; collapse the batch first")
