@@ -52,6 +52,6 @@ class DeadLetter(BaseModel):
         except UnicodeDecodeError:
             payload, enc = base64.b64encode(value).decode("ascii"), "base64"
         return cls(
-            reason=reason, error=error[:2000], payload=payload, payload_encoding=enc,  # type: ignore[arg-type]
+            reason=reason, error=error[:2000], payload=payload, payload_encoding=enc,
             attempts=attempts, source=Source(topic=topic, partition=partition, offset=offset),
         )

@@ -12,10 +12,10 @@ from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from services.embedding.runner import AsyncEmbedder
 
 from schemas.dead_letter import DeadLetter
 from services.config import WorkerSettings
-from services.embedding.runner import AsyncEmbedder
 from services.errors import TransientError, XmodalError
 from services.fetch.fetcher import Fetcher
 from services.ingest.pipeline import IngestPipeline
@@ -37,7 +37,7 @@ class FaustDeadLetterSink:
         try:
             fut = await self.topic.send(key=key, value=letter.model_dump_json().encode())
             await fut
-        except Exception as exc:  # noqa: BLE001 (any produce failure: retry the batch, never ack it)
+        except Exception as exc:
             raise TransientError(f"could not produce a dead letter: {exc!r}") from exc
 
 

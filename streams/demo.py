@@ -42,7 +42,7 @@ def _start(name: str, ready: Any, timeout_s: float) -> None:
 
 def _http_ok(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=1.0) as resp:  # noqa: S310 (loopback URL we built)
+        with urllib.request.urlopen(url, timeout=1.0) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False
@@ -63,13 +63,13 @@ def run_demo() -> int:
 
     args = type("Args", (), {"sample": "shapes", "per_class": 4, "source": None, "wait": True,
                              "timeout": 300.0})()
-    rc = asyncio.run(publish_source(args, w.kafka))  # type: ignore[arg-type]
+    rc = asyncio.run(publish_source(args, w.kafka))
     if rc != 0:
         return rc
     print("==> sample searches (text -> image)")
     for q in QUERIES:
         url = f"{base}/v1/search?" + urllib.parse.urlencode({"q": q, "target": "image", "limit": 5})
-        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=10) as resp:
             body = json.load(resp)
         top = ", ".join(f"{r['metadata'].get('color')} {r['metadata'].get('shape')} ({r['score']:.2f})"
                         for r in body["results"])

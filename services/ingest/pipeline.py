@@ -21,7 +21,7 @@ from schemas.dead_letter import DeadLetter, Reason
 from services.config import BatchSettings, FetchSettings
 from services.embedding.runner import AsyncEmbedder
 from services.fetch.fetcher import Fetcher
-from services.ingest.collapse import candidates_by_asset
+from services.ingest.collapse import candidates_by_asset, resolve
 from services.ingest.content import Content, load_bytes, prepare
 from services.ingest.embed import embed_isolating_poison
 from services.ingest.parse import Rejected, parse
@@ -41,6 +41,7 @@ class _Plan:
     content: Content | None = None  # None for a delete
     vector: list[float] | None = None  # reused (metadata-only) or computed
     reused: bool = False  # the stored vector was kept: same content, same model
+    state: StoredState | None = None  # what Weaviate held before this batch
 
 
 class IngestPipeline:
@@ -103,28 +104,29 @@ class IngestPipeline:
         report: BatchReport,
         letters: list[tuple[Record, Rejected, int]],
     ) -> _Plan | None:
-        """Walk an asset's candidates newest first; the first one that can be applied wins."""
-        for i, cand in enumerate(candidates):
-            if state is not None and cand.event.event_time < state.event_time:
-                report.add("stale", len(candidates) - i)
-                return None
-            if cand.event.op is Op.delete:
-                report.add("superseded", len(candidates) - i - 1)
-                return _Plan(cand)
+        """Resolve the asset's events as if applied one by one; an unusable final upsert is dead-lettered
+        and the events are resolved again without it (so the previous good one applies)."""
+        unusable: set[int] = set()
+        while True:
+            res = resolve(candidates, stored_time=state.event_time if state else None, skip=unusable)
+            if res.final is None or res.final.event.op is Op.delete:
+                plan = None if res.final is None else _Plan(res.final)
+                break
             try:
-                plan = await self._prepare_upsert(cand, state)
+                plan = await self._prepare_upsert(res.final, state)
+                break
             except Rejected as rej:
-                letters.append((cand.record, rej, 1))
-                continue
-            report.add("superseded", len(candidates) - i - 1)
-            return plan
-        return None
+                letters.append((res.final.record, rej, 1))
+                unusable.add(res.final.record.offset)
+        report.add("stale", len(res.stale))
+        report.add("superseded", len(res.superseded))
+        return plan
 
     async def _prepare_upsert(self, cand: Parsed, state: StoredState | None) -> _Plan:
         async with self._fetch_slots:
             raw = await load_bytes(cand.event, self.fetcher)
         content = await asyncio.to_thread(prepare, cand.event, raw, max_pixels=self.max_pixels)
-        plan = _Plan(cand, content)
+        plan = _Plan(cand, content, state=state)
         space = self.embedder.space
         if (
             state is not None
@@ -174,7 +176,7 @@ class IngestPipeline:
                     uri=ev.uri, metadata=dict(ev.metadata), content_hash=plan.content.content_hash,
                     model_id=self.embedder.model_id, event_time=ev.event_time,
                     source_partition=rec.partition, source_offset=rec.offset,
-                    vectors={self.embedder.space: plan.vector}, thumbnail=plan.content.thumbnail,
+                    vectors=self._vectors(plan), thumbnail=plan.content.thumbnail,
                     indexed_at=indexed_at,
                 ))
         if not upserts and not deletes:
@@ -191,6 +193,16 @@ class IngestPipeline:
             if ts is not None:
                 metrics.FRESHNESS.observe(max(0.0, indexed_at.timestamp() - ts / 1000))
         report.add("deleted", sum(1 for a in deletes if a not in failed))
+
+    def _vectors(self, plan: _Plan) -> dict[str, list[float]]:
+        """This model's vector, plus other spaces' stored vectors while the content is unchanged (an upsert
+        replaces the whole object, so dropping them would lose another model's work)."""
+        assert plan.vector is not None and plan.content is not None
+        vectors = {self.embedder.space: plan.vector}
+        state = plan.state
+        if state is not None and state.content_hash == plan.content.content_hash:
+            vectors = {**state.vectors, **vectors}
+        return vectors
 
     async def _send_letters(self, letters: list[tuple[Record, Rejected, int]], report: BatchReport) -> None:
         built = [

@@ -56,23 +56,22 @@ class EventPublisher:
         return (await self.publish_many([event]))[0]
 
     async def publish_raw(self, key: bytes | None, value: bytes) -> Published:
-        """Send bytes as they are (tests and tools use it to publish deliberately bad events)."""
-        try:
-            fut = await self._producer.send(self.settings.topic, key=key, value=value)
-            md = await fut
-        except KafkaError as exc:
-            raise TransientError(f"publishing to {self.settings.topic} failed: {exc}") from exc
-        return Published((key or b"").decode("utf-8", "replace"), md.partition, md.offset)
+        """Send bytes as they are (tools and tests use it for events that are deliberately bad)."""
+        return (await self.publish_many_raw([(key, value)]))[0]
 
     async def publish_many(self, events: Iterable[AssetEvent]) -> list[Published]:
-        """Send all, then wait for all acks: batching amortises round trips."""
+        return await self.publish_many_raw(
+            (ev.asset_id.encode(), ev.model_dump_json(exclude_none=True).encode()) for ev in events
+        )
+
+    async def publish_many_raw(self, records: Iterable[tuple[bytes | None, bytes]]) -> list[Published]:
+        """Send all, then wait for all acks: batching amortises the round trips."""
         pending = []
         try:
-            for ev in events:
-                value = ev.model_dump_json(exclude_none=True).encode()
-                pending.append((ev.asset_id, await self._producer.send(
-                    self.settings.topic, key=ev.asset_id.encode(), value=value)))
+            for key, value in records:
+                pending.append((key, await self._producer.send(self.settings.topic, key=key, value=value)))
             mds = await asyncio.gather(*(fut for _, fut in pending))
         except KafkaError as exc:
             raise TransientError(f"publishing to {self.settings.topic} failed: {exc}") from exc
-        return [Published(aid, md.partition, md.offset) for (aid, _), md in zip(pending, mds, strict=True)]
+        return [Published((key or b"").decode("utf-8", "replace"), md.partition, md.offset)
+                for (key, _), md in zip(pending, mds, strict=True)]

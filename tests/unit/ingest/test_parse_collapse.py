@@ -11,7 +11,7 @@ import pytest
 
 from schemas.dead_letter import Reason
 from services.errors import TransientError
-from services.ingest.collapse import candidates_by_asset
+from services.ingest.collapse import candidates_by_asset, resolve
 from services.ingest.embed import embed_isolating_poison
 from services.ingest.parse import Rejected, parse
 from services.ingest.records import Record
@@ -56,16 +56,42 @@ def test_delete_of_audio_asset_is_fine() -> None:
     assert parse(rec(event("delete"))).event.op.value == "delete"
 
 
-def test_newest_event_time_wins_then_latest_offset() -> None:
+def test_batches_resolve_like_events_applied_one_by_one() -> None:
     batch = [
         parse(rec(event("upsert", seconds=5), offset=1)),
-        parse(rec(event("delete", seconds=5), offset=2)),   # same time, later offset: wins over offset 1
-        parse(rec(event("upsert", seconds=1), offset=3)),   # older event time, although later in the log
-        parse(rec(event("upsert", asset_id="b"), key="b", offset=4)),
+        parse(rec(event("upsert", seconds=3), offset=2)),   # older than the upsert it meets: stale
+        parse(rec(event("delete", seconds=6), offset=3)),
+        parse(rec(event("upsert", seconds=1), offset=4)),   # nothing stored after the delete: applies
+        parse(rec(event("upsert", asset_id="b"), key="b", offset=5)),
     ]
-    groups = candidates_by_asset(batch)
-    assert [p.record.offset for p in groups["a"]] == [2, 1, 3]
-    assert [p.record.offset for p in groups["b"]] == [4]
+    groups = candidates_by_asset(reversed(batch))
+    assert [p.record.offset for p in groups["a"]] == [1, 2, 3, 4]
+    res = resolve(groups["a"], stored_time=None)
+    assert res.final is not None and res.final.record.offset == 4
+    assert [p.record.offset for p in res.superseded] == [1, 3]
+    assert [p.record.offset for p in res.stale] == [2]
+
+
+def test_upsert_then_delete_ends_deleted_and_delete_then_upsert_ends_present() -> None:
+    up, down = parse(rec(event("upsert"), offset=1)), parse(rec(event("delete"), offset=2))
+    final = resolve([up, down], stored_time=None).final
+    assert final is not None and final.event.op.value == "delete"
+    up2 = parse(rec(event("upsert"), offset=3))
+    final = resolve([down, up2], stored_time=T0).final
+    assert final is not None and final.event.op.value == "upsert"
+
+
+def test_events_older_than_the_stored_state_are_ignored() -> None:
+    old = parse(rec(event("upsert", seconds=1), offset=1))
+    res = resolve([old], stored_time=T0 + timedelta(seconds=2))
+    assert res.final is None and res.stale == [old]
+
+
+def test_an_unusable_final_upsert_falls_back_to_the_previous_one() -> None:
+    a, b = parse(rec(event("upsert", seconds=1), offset=1)), parse(rec(event("upsert", seconds=2), offset=2))
+    assert resolve([a, b], stored_time=None).final is b
+    res = resolve([a, b], stored_time=None, skip={2})
+    assert res.final is a and res.superseded == []
 
 
 async def test_poison_input_is_isolated_and_the_rest_embedded() -> None:

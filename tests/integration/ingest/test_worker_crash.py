@@ -1,0 +1,83 @@
+"""kill -9 the worker three times while it ingests 2,000 events: the final state is still exact."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.publish import EventPublisher
+from services.monitoring.lag import LagReader
+from services.store import AssetStore
+from tests.integration.ingest.scenario import Scenario, upsert
+from tests.integration.worker_proc import Lane, WorkerProcess, wait_stored
+
+pytestmark = pytest.mark.integration
+N_EVENTS = 2000
+
+
+@pytest.fixture
+async def lane(stack: Any, unique_name: str, tmp_path: Path) -> AsyncIterator[Lane]:
+    lane = Lane(unique_name, tmp_path)
+    await lane.create_topics()
+    yield lane
+    async with AssetStore(lane.weaviate, {"clip": 1}) as store:
+        await store.drop_collection()
+
+
+def scenario(seed: int) -> Scenario:
+    rng = random.Random(seed)
+    sc = Scenario()
+    assets = [f"img-{i}" if i % 3 == 0 else f"txt-{i}" for i in range(400)]
+    while len(sc.events) < N_EVENTS:
+        aid = rng.choice(assets)
+        if aid in sc.state and rng.random() < 0.1:
+            sc.good({"asset_id": aid, "op": "delete"})
+        else:
+            sc.good(upsert(rng, aid))
+    return sc
+
+
+async def committed_total(lane: Lane) -> int:
+    async with LagReader(lane.kafka) as reader:
+        return sum((await reader.committed()).values())
+
+
+async def test_kill_9_three_times_then_exact_state(lane: Lane) -> None:
+    rng = random.Random(11)
+    sc = scenario(seed=3)
+    async with EventPublisher(lane.kafka) as pub:
+        published = await pub.publish_many_raw([(e.key, e.value) for e in sc.events])
+    worker = WorkerProcess(lane)
+    kills = []
+    try:
+        for _ in range(3):
+            worker.start()
+            await worker.wait_ready()
+            before = await committed_total(lane)
+            target = before + rng.randrange(50, 400)  # die somewhere in the middle of the work
+            while await committed_total(lane) < min(target, N_EVENTS - 1):
+                await asyncio.sleep(rng.uniform(0.01, 0.1))
+            await asyncio.sleep(rng.uniform(0, 0.3))  # and not just at a commit boundary
+            worker.kill9()
+            kills.append(await committed_total(lane))
+        worker.start()
+        await worker.wait_ready()
+        await wait_stored(lane, published, timeout_s=300)
+    finally:
+        worker.stop()
+    assert len(kills) == 3 and kills[-1] < N_EVENTS, f"the kills happened too late to mean anything: {kills}"
+
+    async with AssetStore(lane.weaviate, {"clip": 1}) as store:
+        assert await store.count() == len(sc.state), "an object is missing or duplicated"
+        states = await store.states(list(sc.state))
+        assert set(states) == set(sc.state)
+        for aid, ev in sc.state.items():
+            got = await store.get(aid)
+            assert got is not None and got.metadata == ev["metadata"], aid
+    assert json.loads(sc.events[-1].value)["asset_id"]  # the scenario is not empty
