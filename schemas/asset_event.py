@@ -7,7 +7,7 @@ producers in any language can validate; a test fails when the two drift.
 >>> ev = AssetEvent.model_validate_json(
 ...     '{"schema_version": 1, "asset_id": "sku-1", "op": "upsert", "modality": "text",'
 ...     ' "text": "red running shoes", "event_time": "2026-11-27T10:00:00Z"}')
->>> ev.asset_id, ev.op, ev.content_kind()
+>>> ev.asset_id, ev.op.value, ev.content_kind()
 ('sku-1', 'upsert', 'text')
 """
 

@@ -100,6 +100,15 @@ class WorkerSettings(BaseSettings):
     commit_interval_s: float = Field(
         0.1, gt=0, description="How often acked offsets are committed; bounds read-your-writes waits."
     )
+    session_timeout_s: float = Field(
+        10.0, gt=0, description="How long the group waits for a silent (crashed) worker before moving its "
+        "partitions to the others. Lower = faster recovery after a crash, higher = fewer false alarms.",
+    )
+    heartbeat_interval_s: float = Field(3.0, gt=0, description="Group heartbeat; keep it <= session/3.")
+    group_instance_id: str | None = Field(
+        None, description="Static group membership (e.g. the pod or host name): a restarted worker takes its "
+        "partitions back at once instead of waiting for a rebalance. Unique per worker.",
+    )
     log_level: str = Field("info", description="debug, info, warn or error.")
     data_dir: Path = Field(
         _xdg("XDG_STATE_HOME", ".local/state") / "worker",
@@ -133,6 +142,12 @@ class GatewaySettings(BaseSettings):
     consistency_timeout_s: float = Field(
         5.0, gt=0, description="Longest wait for `consistent_with` offsets to be committed."
     )
+    worker_metrics_urls: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:6066/metrics"],
+        description="Workers' /metrics URLs the status page reads freshness and outcomes from "
+        "(Prometheus does this in deployments; the status page is the at-a-glance view).",
+    )
+    status_interval_s: float = Field(2.0, gt=0, description="How often the status page's figures are sampled.")
 
 
 class StackSettings(BaseSettings):

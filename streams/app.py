@@ -21,6 +21,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
         web_bind=s.web_host,
         web_port=s.web_port,
         broker_commit_interval=s.commit_interval_s,
+        broker_session_timeout=s.session_timeout_s,
+        broker_heartbeat_interval=s.heartbeat_interval_s,
+        consumer_group_instance_id=s.group_instance_id,
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=False,  # topics are created on purpose (xmodal stack up / ops), never by accident
         topic_disable_leader=True,

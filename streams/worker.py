@@ -20,6 +20,8 @@ def run_worker(settings: WorkerSettings) -> None:
     level = _FAUST_LEVELS.get(settings.log_level.lower(), "info")
     logging.basicConfig(level=level.upper().replace("WARN", "WARNING"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "weaviate"):  # one line per request at INFO drowns the worker's own
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     # Load the model before joining the consumer group: a slow load must not stall a rebalance.
     embedder = AsyncEmbedder(load_embedder(settings.model), max_batch=settings.model.max_batch)
     logging.getLogger("xmodal.worker").info(

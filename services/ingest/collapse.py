@@ -44,6 +44,11 @@ class Resolution:
     superseded: list[Parsed] = field(default_factory=list)  # applied, then overwritten within the batch
     stale: list[Parsed] = field(default_factory=list)  # older than the state they met: ignored
 
+    @property
+    def applied(self) -> list[Parsed]:
+        """Every event that changes the state when applied in order (the final one last)."""
+        return [*self.superseded, self.final] if self.final is not None else []
+
 
 def resolve(
     candidates: list[Parsed], *, stored_time: datetime | None, skip: Collection[int] = ()

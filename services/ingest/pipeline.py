@@ -104,23 +104,36 @@ class IngestPipeline:
         report: BatchReport,
         letters: list[tuple[Record, Rejected, int]],
     ) -> _Plan | None:
-        """Resolve the asset's events as if applied one by one; an unusable final upsert is dead-lettered
-        and the events are resolved again without it (so the previous good one applies)."""
+        """Resolve the asset's events as if applied one by one.
+
+        Every upsert that would be applied is checked (fetched and decoded), not only the last one: a bad
+        event is dead-lettered whether or not a later event in the same batch supersedes it, so what lands
+        in the DLQ does not depend on how events were batched. An unusable upsert changes nothing, so the
+        events are resolved again without it until every applied upsert is usable.
+        """
+        stored_time = state.event_time if state else None
+        prepared: dict[int, _Plan] = {}
         unusable: set[int] = set()
         while True:
-            res = resolve(candidates, stored_time=state.event_time if state else None, skip=unusable)
-            if res.final is None or res.final.event.op is Op.delete:
-                plan = None if res.final is None else _Plan(res.final)
+            res = resolve(candidates, stored_time=stored_time, skip=unusable)
+            todo = [c for c in res.applied if c.event.op is Op.upsert and c.record.offset not in prepared]
+            if not todo:
                 break
-            try:
-                plan = await self._prepare_upsert(res.final, state)
-                break
-            except Rejected as rej:
-                letters.append((res.final.record, rej, 1))
-                unusable.add(res.final.record.offset)
+            outcomes = await asyncio.gather(*(self._prepare_upsert(c, state) for c in todo),
+                                            return_exceptions=True)
+            for cand, out in zip(todo, outcomes, strict=True):
+                if isinstance(out, Rejected):
+                    letters.append((cand.record, out, 1))
+                    unusable.add(cand.record.offset)
+                elif isinstance(out, BaseException):
+                    raise out
+                else:
+                    prepared[cand.record.offset] = out
         report.add("stale", len(res.stale))
         report.add("superseded", len(res.superseded))
-        return plan
+        if res.final is None:
+            return None
+        return prepared[res.final.record.offset] if res.final.event.op is Op.upsert else _Plan(res.final)
 
     async def _prepare_upsert(self, cand: Parsed, state: StoredState | None) -> _Plan:
         async with self._fetch_slots:

@@ -48,7 +48,7 @@ class KafkaNode:
     def _java(self, main: str, *args: str) -> list[str]:
         heap = self.s.kafka_heap
         return ["java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-                f"-Dslf4j.internal.verbosity=WARN", "-cp", f"{self.libs}/*", main, *args]
+                "-Dslf4j.internal.verbosity=WARN", "-cp", f"{self.libs}/*", main, *args]
 
     def write_config(self) -> None:
         s = self.s

@@ -86,7 +86,7 @@ class LocalStack:
             try:
                 self.kafka.create_topics()
                 return
-            except Exception as exc:  # noqa: BLE001 (broker still electing; anything it says means "not yet")
+            except Exception as exc:
                 if time.monotonic() > deadline:
                     raise StackError(f"Kafka is up but topics could not be created: {exc!r}") from exc
                 time.sleep(0.5)

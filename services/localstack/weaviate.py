@@ -73,7 +73,7 @@ class WeaviateNode:
     def ready(self) -> bool:
         url = f"http://{self.s.weaviate.host}:{self.s.weaviate.http_port}/v1/.well-known/ready"
         try:
-            with urllib.request.urlopen(url, timeout=1.0) as resp:  # noqa: S310 (loopback, fixed scheme)
+            with urllib.request.urlopen(url, timeout=1.0) as resp:
                 return bool(resp.status == 200)
         except OSError:
             return False

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from schemas.asset_event import AssetEvent
-from services.config import ModelSettings
+from services.config import WorkerSettings
 from services.embedding.model import load_embedder
 from services.publish import EventPublisher
 from services.publish.sources import shapes_sample
@@ -40,7 +40,7 @@ async def test_text_query_finds_red_circles_first(running: tuple[Lane, WorkerPro
     events = shapes_sample(per_class=3)
     async with EventPublisher(lane.kafka) as pub:
         await wait_stored(lane, await pub.publish_many(events))
-    embedder = load_embedder(ModelSettings())
+    embedder = load_embedder(WorkerSettings().model)
     query = embedder.embed_texts(["a photo of a red circle"])[0].tolist()
     async with AssetStore(lane.weaviate, {embedder.space: embedder.dim}) as store:
         assert await store.count() == len(events)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.config import ModelSettings
+from services.config import WorkerSettings
 from services.embedding.model import load_embedder
 from services.publish import EventPublisher
 from services.store import AssetStore
@@ -52,7 +52,7 @@ async def test_mixed_events_leave_exact_state_and_dead_letters(lane: Lane, tmp_p
     assert all(dl["attempts"] >= 1 and dl["error"] and dl["source"]["topic"] == lane.kafka.topic for dl in letters)
 
     # Weaviate: the object set, metadata and vectors of the one-by-one model, nothing more
-    embedder = load_embedder(ModelSettings())
+    embedder = load_embedder(WorkerSettings().model)
     async with AssetStore(lane.weaviate, {embedder.space: embedder.dim}) as store:
         assert await store.count() == len(sc.state)
         states = await store.states(list(sc.state), with_vectors=True)
