@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from functools import partial
 from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from services.embedding.runner import AsyncEmbedder
 
 from schemas.dead_letter import DeadLetter
 from services.config import WorkerSettings
+from services.embedding.gpu import gpu_stats
+from services.embedding.runner import AsyncEmbedder
 from services.errors import TransientError, XmodalError
 from services.fetch.fetcher import Fetcher
 from services.ingest.pipeline import IngestPipeline
 from services.ingest.records import BatchReport, Record
 from services.monitoring import metrics
+from services.monitoring.exporter import export_loop
 from services.store import AssetStore
 from streams.app import assets_topic, dlq_topic
 
@@ -70,6 +74,8 @@ async def process_until_done(
 
 def register(app: faust.App, settings: WorkerSettings, embedder: AsyncEmbedder) -> None:
     topic, dlq = assets_topic(app, settings), dlq_topic(app, settings)
+    # lag (and GPU) gauges refreshed in the background, so /metrics shows them even while idle
+    app.task(lambda: export_loop(settings.kafka, gpu_stats=partial(gpu_stats, embedder.device)))
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -84,11 +90,16 @@ def register(app: faust.App, settings: WorkerSettings, embedder: AsyncEmbedder) 
                                       dead_letters=FaustDeadLetterSink(dlq), batch=settings.batch,
                                       fetch=settings.fetch)
             async for events in stream.noack_take(settings.batch.max_events, settings.batch.max_wait_s):
+                t0 = time.perf_counter()
                 report = await process_until_done(pipeline, [to_record(e) for e in events], settings)
+                t1 = time.perf_counter()
                 for event in events:
                     await stream.ack(event)
                 await app.consumer.commit()  # the committed offset follows the store closely
+                t2 = time.perf_counter()
+                metrics.STAGE_SECONDS.labels("commit").observe(t2 - t1)
                 _count(report)
+                log.debug("batch of %d: processed in %.3fs, acked+committed in %.3fs", len(events), t1 - t0, t2 - t1)
 
 
 def _count(report: BatchReport) -> None:

@@ -7,7 +7,7 @@ import json
 import sys
 
 from services.config import KafkaSettings
-from services.monitoring.lag import LagReader, LagSnapshot
+from services.monitoring.lag import ConsumeRate, LagReader, LagSnapshot
 
 
 def render(snap: LagSnapshot, rate: float | None) -> str:
@@ -37,15 +37,16 @@ async def show_lag(kafka: KafkaSettings, *, watch: bool, as_json: bool, interval
             else:
                 print(render(snap, rate))
             return 0
+        window = ConsumeRate(window_s=30)  # steadier than two snapshots while commits come in bursts
+        window.add(prev)
         while True:
             await asyncio.sleep(interval_s)
             snap = await reader.snapshot()
-            rate = _rate(prev, snap)
-            prev = snap
+            window.add(snap)
+            rate = window.rate()
             sys.stdout.write("\x1b[2J\x1b[H" + render(snap, rate) + "\n")
             sys.stdout.flush()
 
 
 def _rate(a: LagSnapshot, b: LagSnapshot) -> float:
-    done = sum((p.committed or 0) for p in b.partitions) - sum((p.committed or 0) for p in a.partitions)
-    return done / max(b.taken_at - a.taken_at, 1e-6)
+    return max(0, b.consumed - a.consumed) / max(b.taken_at - a.taken_at, 1e-6)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from services.embedding.runner import AsyncEmbedder
-
 from services.config import WorkerSettings
 from services.embedding.model import load_embedder
+from services.embedding.runner import AsyncEmbedder
 from streams.agents import register
 from streams.app import create_app
 

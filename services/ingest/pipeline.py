@@ -27,6 +27,7 @@ from services.ingest.embed import embed_isolating_poison
 from services.ingest.parse import Rejected, parse
 from services.ingest.records import BatchReport, DeadLetterSink, Parsed, Record
 from services.monitoring import metrics
+from services.monitoring.timing import observe_queue_wait
 from services.store import AssetObject, AssetStore, StoredState
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class IngestPipeline:
 
     async def process(self, records: Sequence[Record]) -> BatchReport:
         t0 = time.perf_counter()
+        observe_queue_wait(r.timestamp_ms for r in records)
         report = BatchReport()
         letters: list[tuple[Record, Rejected, int]] = []
         parsed: list[Parsed] = []
@@ -210,7 +212,8 @@ class IngestPipeline:
     def _vectors(self, plan: _Plan) -> dict[str, list[float]]:
         """This model's vector, plus other spaces' stored vectors while the content is unchanged (an upsert
         replaces the whole object, so dropping them would lose another model's work)."""
-        assert plan.vector is not None and plan.content is not None
+        assert plan.vector is not None
+        assert plan.content is not None
         vectors = {self.embedder.space: plan.vector}
         state = plan.state
         if state is not None and state.content_hash == plan.content.content_hash:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from services.publish import EventPublisher
 from services.monitoring.lag import LagReader
+from services.publish import EventPublisher
 from services.store import AssetStore
 from tests.integration.ingest.scenario import Scenario, upsert
 from tests.integration.worker_proc import Lane, WorkerProcess, wait_stored
@@ -61,7 +61,7 @@ async def test_kill_9_three_times_then_exact_state(lane: Lane) -> None:
             await worker.wait_ready()
             before = await committed_total(lane)
             target = before + rng.randrange(50, 400)  # die somewhere in the middle of the work
-            while await committed_total(lane) < min(target, N_EVENTS - 1):
+            while await committed_total(lane) < min(target, N_EVENTS - 1):  # noqa: ASYNC110 (polls Kafka)
                 await asyncio.sleep(rng.uniform(0.01, 0.1))
             await asyncio.sleep(rng.uniform(0, 0.3))  # and not just at a commit boundary
             worker.kill9()

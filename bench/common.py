@@ -1,0 +1,113 @@
+"""Shared pieces of the benchmarks: events, rate-controlled publishing, histogram maths."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import random
+import time
+from datetime import UTC, datetime
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from schemas.asset_event import AssetEvent
+from services.embedding.shapes import canonical_caption, generate
+from services.localstack.lanes import Lane
+from services.monitoring.lag import LagReader
+from services.publish import EventPublisher
+
+
+def sample_events(n: int, *, seed: int) -> list[AssetEvent]:
+    """Half images (64x64 shapes, inline PNG), half texts, over n/2 assets (so some are updates)."""
+    rng = random.Random(seed)
+    images = generate(n // 2 + 1, seed=seed, split="val")
+    out = []
+    for i in range(n):
+        aid = f"a{rng.randrange(max(n // 2, 1))}"
+        s = images[i // 2]
+        common = {"schema_version": 1, "asset_id": aid, "op": "upsert", "event_time": datetime.now(UTC),
+                  "metadata": {"color": s.color, "shape": s.shape, "i": i}}
+        if i % 2 == 0:
+            buf = io.BytesIO()
+            s.image.save(buf, format="PNG")
+            out.append(AssetEvent.model_validate({**common, "asset_id": "img-" + aid, "modality": "image",
+                                                  "data": base64.b64encode(buf.getvalue()).decode()}))
+        else:
+            out.append(AssetEvent.model_validate({**common, "asset_id": "txt-" + aid, "modality": "text",
+                                                  "text": canonical_caption(s.color, s.shape) + f" #{i}"}))
+    return out
+
+
+async def publish_at_rate(
+    pub: EventPublisher, events: list[AssetEvent], rate: float, *, lane: Lane | None = None
+) -> list[float]:
+    """Publish at ``rate`` events/s; with ``lane``, return each event's publish -> committed time (ms)."""
+    sent: list[tuple[int, int, float]] = []
+    done: list[float] = []
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        assert lane is not None
+        async with LagReader(lane.kafka) as reader:
+            pending = 0
+            while not stop.is_set() or pending < len(sent):
+                committed = await reader.committed()
+                now = time.perf_counter()
+                while pending < len(sent) and committed.get(sent[pending][0], -1) > sent[pending][1]:
+                    done.append((now - sent[pending][2]) * 1000)
+                    pending += 1
+                # later events on other partitions may be done earlier: settle them in order is enough here
+                await asyncio.sleep(0.002)
+
+    watcher = asyncio.create_task(watch()) if lane else None
+    t0 = time.perf_counter()
+    for i, ev in enumerate(events):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        t = time.perf_counter()
+        p = await pub.publish(ev)
+        sent.append((p.partition, p.offset, t))
+    stop.set()
+    if watcher:
+        await asyncio.wait_for(watcher, timeout=120)
+    return done
+
+
+def histogram(text: str, name: str) -> dict[float, float]:
+    """Cumulative bucket counts (le -> count) of one histogram in Prometheus text."""
+    out: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name + "_bucket":
+                le = float(s.labels["le"])
+                out[le] = out.get(le, 0.0) + s.value
+    return out
+
+
+def freshness_quantiles(before: dict[float, float], after: dict[float, float]) -> dict[float, float]:
+    """p50 / p99 in ms of the observations between two scrapes (Prometheus histogram_quantile maths)."""
+    les = sorted(after)
+    counts = [after[le] - before.get(le, 0.0) for le in les]
+    total = counts[-1] if counts else 0.0
+    out = {}
+    for q in (0.5, 0.99):
+        rank, prev_le, prev_c = q * total, 0.0, 0.0
+        value = float("nan")
+        for le, c in zip(les, counts, strict=True):
+            if c >= rank and total > 0:
+                value = le if le == float("inf") else prev_le + (le - prev_le) * (rank - prev_c) / max(c - prev_c, 1e-9)
+                if le == float("inf"):
+                    value = prev_le
+                break
+            prev_le, prev_c = le, c
+        out[q] = round(value * 1000, 1)
+    return out
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return round(s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))], 1)
