@@ -7,7 +7,9 @@ Because the worker commits an offset only after the event's effect is stored (or
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
@@ -27,10 +29,17 @@ class PartitionLag:
     partition: int
     end_offset: int
     committed: int | None  # None: the group never committed on this partition
+    start_offset: int = 0  # log start: retention may have deleted what came before
+
+    @property
+    def position(self) -> int:
+        """Where the group resumes: the committed offset, or the log start (auto_offset_reset=earliest) when
+        there is none or retention deleted it."""
+        return max(self.start_offset, self.committed if self.committed is not None else 0)
 
     @property
     def lag(self) -> int:
-        return self.end_offset - (self.committed or 0)
+        return max(0, self.end_offset - self.position)
 
 
 @dataclass
@@ -45,6 +54,15 @@ class LagSnapshot:
     @property
     def total_lag(self) -> int:
         return sum(p.lag for p in self.partitions)
+
+    @property
+    def consumed(self) -> int:
+        """Events the group is past, over all partitions (its growth is the consume rate)."""
+        return sum(p.position for p in self.partitions)
+
+    @property
+    def produced(self) -> int:
+        return sum(p.end_offset for p in self.partitions)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,15 +127,16 @@ class LagReader:
     async def snapshot(self) -> LagSnapshot:
         tps = await self._partitions()
         try:
+            starts = await self._consumer.beginning_offsets(tps)
             ends = await self._consumer.end_offsets(tps)
             committed = await self.committed()
             groups = await self._admin.describe_consumer_groups([self.settings.group_id])
         except KafkaError as exc:
+            metrics.LAG_READ_ERRORS.inc()
             raise TransientError(f"reading lag failed: {exc}") from exc
         members, state = _group_info(groups)
-        snap = LagSnapshot(self.settings.topic, self.settings.group_id,
-                           [PartitionLag(tp.partition, ends[tp], committed.get(tp.partition)) for tp in tps],
-                           members, state)
+        parts = [PartitionLag(tp.partition, ends[tp], committed.get(tp.partition), starts[tp]) for tp in tps]
+        snap = LagSnapshot(self.settings.topic, self.settings.group_id, parts, members, state)
         export(snap)
         return snap
 
@@ -135,6 +154,17 @@ class LagReader:
             delay = min(delay * 2, 0.1)
 
 
+async def open_reader(settings: KafkaSettings) -> LagReader:
+    """A started LagReader; when Kafka cannot be reached, its clients are closed and TransientError raised."""
+    reader = LagReader(settings)
+    try:
+        await reader.start()
+    except TransientError:
+        await reader.close()
+        raise
+    return reader
+
+
 def _group_info(responses: list[Any]) -> tuple[int, str]:
     """(members, state) from DescribeGroups responses; state 'Dead'/'Empty' means no worker is consuming."""
     for resp in responses:
@@ -149,4 +179,52 @@ def export(snap: LagSnapshot) -> None:
         labels = (snap.topic, str(p.partition))
         metrics.LAG.labels(*labels).set(p.lag)
         metrics.END_OFFSET.labels(*labels).set(p.end_offset)
-        metrics.COMMITTED_OFFSET.labels(*labels).set(p.committed or 0)
+        metrics.COMMITTED_OFFSET.labels(*labels).set(p.position)
+    metrics.GROUP_MEMBERS.labels(snap.group).set(snap.members)
+
+
+class ConsumeRate:
+    """The group's recent consume rate (committed events/s) over a sliding window of snapshots, and the
+    time to drain the lag at that rate. A window (not the last two snapshots) keeps the estimate steady
+    while commits arrive in bursts.
+
+    >>> r = ConsumeRate(window_s=30)
+    >>> r.add(LagSnapshot("t", "g", [PartitionLag(0, 100, 10)], 1, "Stable", taken_at=0.0))
+    >>> r.add(LagSnapshot("t", "g", [PartitionLag(0, 120, 50)], 1, "Stable", taken_at=2.0))
+    >>> r.rate(), r.drain_seconds(70)
+    (20.0, 3.5)
+    """
+
+    def __init__(self, window_s: float = 30.0, max_points: int = 256) -> None:
+        self.window_s = window_s
+        self._points: deque[tuple[float, int]] = deque(maxlen=max_points)
+
+    def add(self, snap: LagSnapshot) -> None:
+        self._points.append((snap.taken_at, snap.consumed))
+        while len(self._points) > 2 and self._points[-1][0] - self._points[1][0] >= self.window_s:
+            self._points.popleft()
+
+    def rate(self) -> float | None:
+        """Events/s over the window; None until two snapshots exist."""
+        if len(self._points) < 2:
+            return None
+        (t0, c0), (t1, c1) = self._points[0], self._points[-1]
+        return max(0.0, c1 - c0) / max(t1 - t0, 1e-6)
+
+    def drain_seconds(self, lag: int) -> float | None:
+        """Seconds to drain ``lag`` at the current rate: 0 when there is none, inf when not consuming."""
+        if lag <= 0:
+            return 0.0
+        rate = self.rate()
+        if rate is None:
+            return None
+        return math.inf if rate <= 0 else lag / rate
+
+    def export(self, snap: LagSnapshot) -> None:
+        """Add ``snap`` and set the rate and drain gauges."""
+        self.add(snap)
+        rate, drain = self.rate(), self.drain_seconds(snap.total_lag)
+        if rate is not None:
+            metrics.CONSUME_RATE.labels(snap.topic).set(rate)
+        if drain is not None:
+            metrics.DRAIN_SECONDS.labels(snap.topic).set(drain)

@@ -10,6 +10,8 @@ from prometheus_client import Counter, Gauge, Histogram
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _FRESH = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 _SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# queue_wait (Kafka timestamp to batch start) grows to minutes while a backlog drains: keep those visible
+_STAGE = (*_FAST, 30.0, 60.0, 300.0)
 
 # --- worker: ingest pipeline -------------------------------------------------------------------
 EVENTS = Counter(
@@ -19,20 +21,41 @@ DEAD_LETTERS = Counter("xmodal_dead_letters_total", "Events sent to the dead-let
 MODEL_RUNS = Counter("xmodal_model_inputs_total", "Inputs that ran through the model, by modality.", ["modality"])
 BATCH_SIZE = Histogram("xmodal_batch_size", "Events per micro-batch taken from Kafka.", buckets=_SIZES)
 STAGE_SECONDS = Histogram(
-    "xmodal_stage_seconds", "Time spent per batch in each pipeline stage.", ["stage"], buckets=_FAST
-)  # stage: queue_wait, parse, lookup, fetch, decode, embed, upsert, dead_letter, total
+    "xmodal_stage_seconds", "Time spent per batch in each pipeline stage.", ["stage"], buckets=_STAGE
+)  # stage: queue_wait (oldest record's Kafka timestamp to batch start), lookup, fetch, embed, upsert, dead_letter,
+#   total
 FRESHNESS = Histogram(
     "xmodal_freshness_seconds", "indexed_at minus the Kafka record timestamp, per stored event.", buckets=_FRESH
 )
 RETRIES = Counter("xmodal_transient_retries_total", "Batches retried after a transient failure, by error.", ["error"])
 IN_BACKOFF = Gauge("xmodal_worker_backing_off", "1 while the worker pauses after a transient failure.")
+# GPU figures, exported only while a GPU runs the model (services.monitoring.gpu)
+GPU_MEMORY = Gauge(
+    "xmodal_gpu_memory_bytes",
+    "GPU memory by kind: allocated (tensors), reserved (torch's cache), used (whole device), total.",
+    ["device", "kind"],
+)
+GPU_UTILIZATION = Gauge(
+    "xmodal_gpu_utilization_ratio", "Share of the last sample period the GPU was busy (0..1; needs NVML).", ["device"]
+)
 
 # --- stream lag (worker and gateway both export it) ---------------------------------------------
 LAG = Gauge("xmodal_consumer_lag", "End offset minus committed offset, per partition.", ["topic", "partition"])
 END_OFFSET = Gauge("xmodal_end_offset", "Log end offset per partition.", ["topic", "partition"])
 COMMITTED_OFFSET = Gauge(
-    "xmodal_committed_offset", "Committed offset of the worker group per partition.", ["topic", "partition"]
+    "xmodal_committed_offset",
+    "Committed offset of the worker group per partition (the log start before its first commit).",
+    ["topic", "partition"],
 )
+GROUP_MEMBERS = Gauge("xmodal_consumer_group_members", "Members of the worker group (consuming workers).", ["group"])
+CONSUME_RATE = Gauge(
+    "xmodal_consume_rate", "Events per second the worker group committed, over the recent window.", ["topic"]
+)
+DRAIN_SECONDS = Gauge(
+    "xmodal_lag_drain_seconds", "Estimated seconds to drain the lag at the recent consume rate (+Inf: not "
+    "consuming).", ["topic"]
+)
+LAG_READ_ERRORS = Counter("xmodal_lag_read_errors_total", "Failed reads of the group's lag from Kafka.")
 
 # --- gateway -----------------------------------------------------------------------------------
 REQUESTS = Counter("xmodal_http_requests_total", "Gateway requests, by route and status.", ["route", "status"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,57 @@ def test_topic_names_match_the_settings(compose: dict[str, Any]) -> None:
     cmd = " ".join(compose["services"]["topics"]["command"])
     kafka = WorkerSettings().kafka
     assert f"--topic {kafka.topic} " in cmd and f"--topic {kafka.dlq_topic} " in cmd
+
+
+REPO = COMPOSE.parent
+
+
+def bind_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> repo path of a service's ./ bind mounts."""
+    out = {}
+    for volume in service.get("volumes", []):
+        src, dst, *_ = volume.split(":")
+        if src.startswith("./"):
+            out[dst] = src
+    return out
+
+
+def test_prometheus_and_grafana_run_beside_the_stack(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"prometheus", "grafana"} <= set(services)
+    assert "127.0.0.1:9090:9090" in services["prometheus"]["ports"]
+    assert "127.0.0.1:3000:3000" in services["grafana"]["ports"]
+    assert {"prometheus-data", "grafana-data"} <= set(compose["volumes"])
+
+
+def test_monitoring_config_is_mounted_from_the_repo(compose: dict[str, Any]) -> None:
+    prom = bind_mounts(compose["services"]["prometheus"])
+    assert prom["/etc/prometheus/prometheus.yml"] == "./deploy/prometheus/prometheus.yml"
+    assert "--config.file=/etc/prometheus/prometheus.yml" in compose["services"]["prometheus"]["command"]
+    graf = bind_mounts(compose["services"]["grafana"])
+    assert graf["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
+    dashboards = graf["/etc/grafana/dashboards"]
+    provider = yaml.safe_load((REPO / "deploy/grafana/provisioning/dashboards/xmodal.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/etc/grafana/dashboards"
+    home = compose["services"]["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (REPO / dashboards / Path(home).name).is_file()
+    for src in [*prom.values(), *graf.values()]:
+        assert (REPO / src).exists(), src
+
+
+def test_prometheus_scrapes_the_ports_the_services_listen_on(compose: dict[str, Any]) -> None:
+    scrape = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())["scrape_configs"]
+    jobs = {job["job_name"]: job for job in scrape}
+    worker_env = xmodal_env(compose["services"]["worker"])
+    assert jobs["worker"]["dns_sd_configs"][0]["port"] == int(worker_env["XMODAL_WEB_PORT"])
+    assert jobs["worker"]["dns_sd_configs"][0]["names"] == ["worker"]  # the service name: every replica
+    assert worker_env["XMODAL_WEB_HOST"] == "0.0.0.0"  # reachable from the prometheus container
+    gateway_env = xmodal_env(compose["services"]["gateway"])
+    assert jobs["gateway"]["static_configs"][0]["targets"] == [f"gateway:{gateway_env['XMODAL_PORT']}"]
+
+
+def test_the_status_page_reads_every_worker_replica(compose: dict[str, Any]) -> None:
+    env = xmodal_env(compose["services"]["gateway"])
+    urls = json.loads(env["XMODAL_WORKER_METRICS_URLS"])
+    port = xmodal_env(compose["services"]["worker"])["XMODAL_WEB_PORT"]
+    assert urls == [f"http://worker:{port}/metrics"]

@@ -1,0 +1,235 @@
+// xmodal status page: polls /v1/status every 2 s and draws the figures as plain SVG (no libraries).
+"use strict";
+
+const REFRESH_MS = 2000;
+const SVG = "http://www.w3.org/2000/svg";
+const PALETTE = ["#2f5bea", "#12b76a", "#f79009", "#7a5af8", "#ee46bc", "#06aed4", "#f04438", "#84adff",
+  "#3b7c0f", "#b54708", "#535862", "#9e77ed"];
+const $ = (id) => document.getElementById(id);
+const state = { apiKey: sessionStorage.getItem("xmodal-api-key") || "", lastOk: null, timer: null };
+
+// --- formatting ------------------------------------------------------------------------------
+const nf = new Intl.NumberFormat("en-US");
+function fmtCount(v) { return v == null ? "–" : nf.format(Math.round(v)); }
+function fmtRate(v) { return v == null ? "–" : v >= 100 ? nf.format(Math.round(v)) : v.toFixed(1); }
+function fmtSeconds(v) {
+  if (v == null) return "–";
+  if (v < 1) return `${Math.round(v * 1000)} ms`;
+  if (v < 60) return `${v.toFixed(v < 10 ? 2 : 1)} s`;
+  const m = Math.floor(v / 60);
+  return m < 60 ? `${m}m ${Math.round(v % 60)}s` : `${Math.floor(m / 60)}h ${m % 60}m`;
+}
+function fmtAxisSeconds(v) { return v === 0 ? "0" : v < 1 ? `${+(v * 1000).toFixed(1)}ms` : `${+v.toFixed(2)}s`; }
+function fmtAxisCount(v) { return v >= 10000 ? `${+(v / 1000).toFixed(1)}k` : nf.format(+v.toFixed(2)); }
+function ago(seconds) {
+  if (seconds < 1) return "now";
+  if (seconds < 60) return `${Math.round(seconds)}s ago`;
+  return `${Math.round(seconds / 60)}m ago`;
+}
+
+// --- SVG helpers ---------------------------------------------------------------------------------
+function el(tag, attrs, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+function sizeOf(svg) {
+  const box = svg.getBoundingClientRect();
+  const w = Math.max(240, Math.round(box.width)), h = Math.max(120, Math.round(box.height));
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  svg.replaceChildren();
+  return { w, h };
+}
+
+// A y scale whose gridlines fall on round numbers: step 1, 2, 2.5 or 5 x 10^k, 3 to 5 lines.
+function niceScale(v) {
+  if (!(v > 0)) return { max: 1, step: 0.25 };
+  const rough = v / 4, p = Math.pow(10, Math.floor(Math.log10(rough)));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((st) => st >= rough);
+  return { max: step * Math.ceil((v * 1.02) / step), step };
+}
+
+// series: [{name, color, values}] aligned with times; null values leave gaps.
+function lineChart(svg, times, series, { yFormat, window }) {
+  const { w, h } = sizeOf(svg);
+  const pad = { l: 50, r: 12, t: 8, b: 22 };
+  const now = times.length ? times[times.length - 1] : Date.now() / 1000;
+  // the x axis spans the samples there are (at least 30 s): a page opened a minute ago is not a thin sliver
+  const span = Math.min(window, Math.max(30, times.length ? now - times[0] : window));
+  const t0 = now - span;
+  const all = series.flatMap((s) => s.values.filter((v) => v != null));
+  const { max: yMax, step: yStep } = niceScale(Math.max(0, ...all));
+  const x = (t) => pad.l + ((t - t0) / span) * (w - pad.l - pad.r);
+  const y = (v) => h - pad.b - (v / yMax) * (h - pad.t - pad.b);
+  for (let i = 0; i * yStep <= yMax + yStep / 1000; i++) {
+    const v = i * yStep;
+    svg.append(el("line", { class: i ? "grid" : "axis", x1: pad.l, x2: w - pad.r, y1: y(v), y2: y(v) }));
+    svg.append(el("text", { x: pad.l - 6, y: y(v) + 4, "text-anchor": "end" }, yFormat(v)));
+  }
+  const step = [5, 10, 15, 30, 60, 120, 300, 600].find((st) => span / st <= 6) || 600;
+  for (let s = 0; s <= span + 0.5; s += step) {
+    const label = s === 0 ? "now" : s % 60 ? `-${s}s` : `-${s / 60}m`;
+    svg.append(el("text", { x: x(now - s), y: h - 5, "text-anchor": s === 0 ? "end" : "middle" }, label));
+  }
+  if (!all.length) {
+    svg.append(el("text", { class: "nodata", x: (pad.l + w) / 2, y: h / 2, "text-anchor": "middle" }, "no data yet"));
+  }
+  for (const s of series) {
+    let d = "", points = 0, open = false;
+    s.values.forEach((v, i) => {
+      if (v == null || times[i] < t0) { open = false; return; }
+      d += `${open ? "L" : "M"}${x(times[i]).toFixed(1)},${y(v).toFixed(1)}`;
+      open = true;
+      points += 1;
+    });
+    const path = el("path", { class: "series", d, stroke: s.color, "data-series": s.name, "data-points": points });
+    svg.append(path);
+    // a lone point between gaps has no segment to draw: mark it
+    s.values.forEach((v, i) => {
+      const lone = v != null && (i === 0 || s.values[i - 1] == null) && (i === s.values.length - 1 || s.values[i + 1] == null);
+      if (lone && times[i] >= t0) svg.append(el("circle", { cx: x(times[i]), cy: y(v), r: 2.5, fill: s.color }));
+    });
+  }
+}
+
+function legend(box, series, fmt) {
+  box.replaceChildren(...series.map((s) => {
+    const span = document.createElement("span");
+    const swatch = document.createElement("i");
+    swatch.style.background = s.color;
+    const last = [...s.values].reverse().find((v) => v != null);
+    const value = document.createElement("b");
+    value.textContent = last == null ? "–" : fmt(last);
+    span.append(swatch, s.label || s.name, value);
+    return span;
+  }));
+}
+
+function barChart(svg, entries) {
+  $("dead-empty").hidden = entries.length > 0;
+  svg.style.display = entries.length ? "" : "none";  // before measuring: a hidden svg has no width
+  if (!entries.length) return;
+  const { w } = sizeOf(svg);
+  const rowH = 24, labelW = 150, valueW = 54;
+  const h = Math.max(120, entries.length * rowH + 8);
+  svg.style.height = `${h}px`;
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  const max = Math.max(...entries.map(([, v]) => v));
+  entries.forEach(([reason, v], i) => {
+    const yTop = 4 + i * rowH;
+    const width = Math.max(2, ((w - labelW - valueW) * v) / max);
+    const g = el("g", { "data-reason": reason });
+    g.append(el("text", { class: "bar-label", x: labelW - 8, y: yTop + 15, "text-anchor": "end" }, reason));
+    g.append(el("rect", { x: labelW, y: yTop + 3, width, height: rowH - 8, rx: 3,
+      fill: "#f97066" }));
+    g.append(el("text", { class: "bar-value", x: labelW + width + 6, y: yTop + 15 }, fmtCount(v)));
+    svg.append(g);
+  });
+}
+
+// --- rendering ----------------------------------------------------------------------------------
+function setNumber(id, text, cls) {
+  const node = $(id);
+  node.textContent = text;
+  node.parentElement.classList.remove("bad", "warn");
+  if (cls) node.parentElement.classList.add(cls);
+}
+
+function renderNumbers(data) {
+  const now = data.now;
+  setNumber("total-lag", fmtCount(now.total_lag), now.total_lag > 0 && !now.draining ? "warn" : null);
+  $("total-lag-sub").textContent = now.partitions == null ? "Kafka not reachable"
+    : `events, ${now.partitions} partitions`;
+  const drain = now.total_lag === 0 ? "drained" : now.draining ? fmtSeconds(now.drain_s) : "–";
+  setNumber("drain", drain, now.total_lag > 0 && !now.draining ? "bad" : null);
+  $("drain-sub").textContent = now.total_lag > 0 && !now.draining ? "not consuming"
+    : `at ${fmtRate(now.consume_rate)} events/s`;
+  setNumber("throughput", fmtRate(now.throughput));
+  $("throughput-sub").textContent = `events/s · ${fmtRate(now.incoming)}/s in`;
+  setNumber("fresh-p50", fmtSeconds(now.freshness_p50));
+  setNumber("fresh-p99", fmtSeconds(now.freshness_p99));
+  $("fresh-count").textContent = `${fmtCount(now.freshness_count)} events, last ${Math.round(data.window_s / 60)} min`;
+  setNumber("dead-total", fmtCount(now.dead_letters_total), now.dead_letters_total > 0 ? "warn" : null);
+}
+
+function renderHealth(data) {
+  const kafka = $("kafka-pill");
+  kafka.textContent = data.kafka.up ? "Kafka up" : "Kafka down";
+  kafka.className = `pill ${data.kafka.up ? "ok" : "down"}`;
+  kafka.title = data.kafka.error || data.kafka.bootstrap_servers;
+  const up = data.workers.filter((w) => w.up).length;
+  const workers = $("workers-pill");
+  workers.textContent = `Workers ${up}/${data.workers.length} scraped`;
+  workers.className = `pill ${up === data.workers.length && up > 0 ? "ok" : "down"}`;
+  const g = data.group;
+  $("group-line").textContent = `topic ${g.topic} · group ${g.group} · ${g.state || "?"} · ${g.members ?? "?"} members`;
+}
+
+function renderWorkers(data) {
+  $("workers").replaceChildren(...data.workers.map((w) => {
+    const tr = document.createElement("tr");
+    const cell = (text, cls) => { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; };
+    const events = Object.entries(w.events || {}).map(([k, v]) => `${k} ${fmtCount(v)}`).join(" · ");
+    const where = w.target && w.target !== w.url ? `${w.url} → ${w.target}` : w.url;
+    tr.append(cell(where, "url"), cell(w.up ? "up" : `down: ${w.error}`, w.up ? "" : "err"),
+      cell(w.last_ok == null ? "never" : ago(data.generated_at - w.last_ok)), cell(events || "–"));
+    return tr;
+  }));
+}
+
+function render(data) {
+  const s = data.series;
+  renderHealth(data);
+  renderNumbers(data);
+  const parts = Object.keys(s.lag).sort((a, b) => a - b);
+  const lagSeries = parts.map((p, i) => ({ name: `p${p}`, label: `partition ${p}`, color: PALETTE[i % PALETTE.length], values: s.lag[p] }));
+  lineChart($("chart-lag"), s.t, lagSeries, { yFormat: fmtAxisCount, window: data.window_s });
+  legend($("legend-lag"), lagSeries, fmtCount);
+  const fresh = [
+    { name: "p50", label: "p50", color: PALETTE[0], values: s.freshness_p50 },
+    { name: "p99", label: "p99", color: PALETTE[2], values: s.freshness_p99 },
+  ];
+  lineChart($("chart-fresh"), s.t, fresh, { yFormat: fmtAxisSeconds, window: data.window_s });
+  legend($("legend-fresh"), fresh, fmtSeconds);
+  const tput = [
+    { name: "indexed", label: "indexed", color: PALETTE[1], values: s.throughput },
+    { name: "incoming", label: "produced", color: PALETTE[10], values: s.incoming },
+  ];
+  lineChart($("chart-throughput"), s.t, tput, { yFormat: fmtAxisCount, window: data.window_s });
+  legend($("legend-throughput"), tput, (v) => `${fmtRate(v)}/s`);
+  barChart($("chart-dead"), Object.entries(data.now.dead_letters).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]));
+  renderWorkers(data);
+}
+
+// --- polling ------------------------------------------------------------------------------------
+async function refresh() {
+  try {
+    const headers = state.apiKey ? { "X-API-Key": state.apiKey } : {};
+    const resp = await fetch("/v1/status", { headers, cache: "no-store" });
+    $("auth").hidden = resp.status !== 401;
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    const data = await resp.json();
+    render(data);
+    state.lastOk = Date.now();
+    $("updated").textContent = data.sampling
+      ? `Updated ${new Date().toLocaleTimeString()} · every ${REFRESH_MS / 1000}s`
+      : "Sampling has stopped: see the gateway's log";
+    document.body.dataset.loaded = "true";
+  } catch (err) {
+    const since = state.lastOk ? ` (last update ${ago((Date.now() - state.lastOk) / 1000)})` : "";
+    $("updated").textContent = `Gateway not answering: ${err.message}${since}`;
+  } finally {
+    clearTimeout(state.timer);
+    state.timer = setTimeout(refresh, REFRESH_MS);
+  }
+}
+
+$("api-key-save").addEventListener("click", () => {
+  state.apiKey = $("api-key").value.trim();
+  sessionStorage.setItem("xmodal-api-key", state.apiKey);
+  clearTimeout(state.timer);
+  refresh();
+});
+refresh();

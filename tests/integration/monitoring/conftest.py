@@ -1,0 +1,20 @@
+"""A lane (own topic, group, collection, web port) for the monitoring tests, removed afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.monitoring.helpers import remove_lane
+from tests.integration.worker_proc import Lane
+
+
+@pytest.fixture
+async def lane(stack: Any, unique_name: str, tmp_path: Path) -> AsyncIterator[Lane]:
+    lane = Lane(unique_name, tmp_path)
+    await lane.create_topics()
+    yield lane
+    await remove_lane(lane)

@@ -1,0 +1,150 @@
+"""StatusCollector without a broker: bounded ring, per-interval quantiles from bucket deltas, unreachable
+workers and Kafka reported rather than raised, worker restarts, one series per replica."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from typing import Any
+
+import pytest
+
+from services.monitoring.scrape import resolve
+from services.monitoring.status import StatusCollector
+from tests.unit.monitoring.conftest import FakeWorker, closed_port, offline_settings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_unreachable_worker_and_kafka_are_shown_not_raised() -> None:
+    url = f"http://127.0.0.1:{closed_port()}/metrics"
+    collector = StatusCollector(offline_settings(url))
+    try:
+        await collector.sample()
+        snap = collector.snapshot()
+    finally:
+        await collector.stop()
+    json.dumps(snap, allow_nan=False)  # the page parses it with JSON.parse: no NaN/Infinity
+    assert snap["kafka"]["up"] is False and "cannot reach Kafka" in snap["kafka"]["error"]
+    [worker] = snap["workers"]
+    assert worker["url"] == url and worker["up"] is False and worker["last_ok"] is None
+    assert "connect" in worker["error"].lower()
+    assert snap["now"]["total_lag"] is None and snap["now"]["workers_up"] == 0
+    assert snap["series"]["total_lag"] == [None]
+
+
+async def test_the_ring_holds_the_window_and_no_more() -> None:
+    collector = StatusCollector(offline_settings(interval_s=2.0), window_s=20.0)
+    assert collector.capacity == 10
+    try:
+        for _ in range(25):
+            await collector.sample()
+    finally:
+        await collector.stop()
+    assert len(collector.points) == 10
+    assert len(collector.snapshot()["series"]["t"]) == 10
+
+
+async def test_freshness_quantiles_come_from_each_interval_s_deltas(fake_worker: FakeWorker) -> None:
+    clock = Clock()
+    collector = StatusCollector(offline_settings(fake_worker.url), clock=clock)
+    try:
+        for v in (5.0,) * 50:  # history before the page started: must not leak into any interval
+            fake_worker.freshness.observe(v)
+        first = await collector.sample()
+        for v in [0.03] * 60 + [0.15] * 40:
+            fake_worker.freshness.observe(v)
+        fake_worker.events.labels("stored").inc(100)
+        clock.t += 2
+        second = await collector.sample()
+        clock.t += 2
+        third = await collector.sample()  # nothing new
+    finally:
+        await collector.stop()
+    assert first.freshness is None  # no baseline yet
+    assert second.freshness is not None and second.freshness.total == 100
+    snap = collector.snapshot()
+    p50, p99 = snap["series"]["freshness_p50"], snap["series"]["freshness_p99"]
+    # rank 50 of 100 in (0, 0.05] holding 60 -> 0.05 * 50/60; rank 99 in (0.1, 0.2] holding 40 -> 0.1 + 0.1 * 39/40
+    assert p50[1] == pytest.approx(0.05 * 50 / 60)
+    assert p99[1] == pytest.approx(0.1 + 0.1 * 39 / 40)
+    assert third.freshness is not None and third.freshness.total == 0
+    assert p50[0] is None and p50[2] is None
+    assert snap["now"]["freshness_count"] == 100
+    assert snap["now"]["freshness_p99"] == pytest.approx(p99[1])
+    assert snap["now"]["events"] == {"stored": 100.0}
+    assert snap["series"]["t"] == [1000.0, 1002.0, 1004.0]
+
+
+async def test_dead_letters_by_reason_and_a_worker_restart(fake_worker: FakeWorker) -> None:
+    collector = StatusCollector(offline_settings(fake_worker.url))
+    try:
+        fake_worker.dead.labels("invalid_json").inc(3)
+        await collector.sample()
+        fake_worker.dead.labels("invalid_json").inc(2)
+        fake_worker.dead.labels("fetch_not_found").inc(1)
+        await collector.sample()
+        fake_worker.reset()  # restarted: counters start from zero again
+        fake_worker.dead.labels("invalid_json").inc(1)
+        for v in (0.07, 0.07):
+            fake_worker.freshness.observe(v)
+        restarted = await collector.sample()
+    finally:
+        await collector.stop()
+    snap = collector.snapshot()
+    assert snap["now"]["dead_letters"] == {"invalid_json": 1.0}  # what the running workers report
+    assert snap["now"]["dead_letters_window"] == {"invalid_json": 3.0, "fetch_not_found": 1.0}
+    assert restarted.freshness is not None and restarted.freshness.total == 2  # reset: all new, none lost
+
+
+async def test_a_worker_answering_errors_is_down_then_recovers(fake_worker: FakeWorker) -> None:
+    collector = StatusCollector(offline_settings(fake_worker.url))
+    try:
+        fake_worker.status = 503
+        await collector.sample()
+        down = collector.snapshot()["workers"][0]
+        fake_worker.status = 200
+        await collector.sample()
+        up = collector.snapshot()["workers"][0]
+    finally:
+        await collector.stop()
+    assert down["up"] is False and down["error"] == "HTTP 503"
+    assert up["up"] is True and up["error"] is None and up["last_ok"] is not None
+
+
+async def test_start_and_stop_run_the_sampling_task() -> None:
+    collector = StatusCollector(offline_settings(interval_s=0.05))
+    await collector.start()
+    try:
+        for _ in range(3000):  # the timer samples every 0.05 s; wait for three (at most 30 s)
+            if len(collector.points) >= 3:
+                break
+            await asyncio.sleep(0.01)
+        assert len(collector.points) >= 3
+        assert collector.snapshot()["sampling"] is True
+    finally:
+        await collector.stop()
+    assert collector.snapshot()["sampling"] is False
+
+
+async def test_a_name_with_several_addresses_is_scraped_per_replica(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = asyncio.get_running_loop()
+
+    async def two_replicas(host: str, port: Any, **kw: Any) -> list[Any]:
+        assert host == "worker" and kw["family"] == socket.AF_INET
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in ("10.0.0.7", "10.0.0.5")]
+
+    monkeypatch.setattr(loop, "getaddrinfo", two_replicas)
+    targets, error = await resolve("http://worker:6066/metrics")
+    assert error is None
+    assert targets == ["http://10.0.0.5:6066/metrics", "http://10.0.0.7:6066/metrics"]
+    assert await resolve("http://127.0.0.1:6066/metrics") == (["http://127.0.0.1:6066/metrics"], None)
+    assert (await resolve("not a url"))[1] is not None
+
