@@ -3,7 +3,8 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-XMODAL := $(VENV)/bin/xmodal
+# `python -m` from the repo root runs this checkout even when another clone set up the shared venv last
+XMODAL := $(PY) -m streams
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -18,7 +19,7 @@ up: install-stack ## start the local Kafka + Weaviate on 127.0.0.1 (restarts a c
 	@$(XMODAL) stack up
 
 down: ## stop the local stack, the worker and the gateway started by `make demo`; leaves no process
-	@if [ -x $(XMODAL) ]; then $(XMODAL) demo --stop; $(XMODAL) stack down; fi
+	@if [ -x $(PY) ]; then $(XMODAL) demo --stop; $(XMODAL) stack down; fi
 
 status: ## health of the local stack
 	@$(XMODAL) stack status

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -15,6 +14,7 @@ from typing import Any
 from services.config import GatewaySettings, StackSettings, WorkerSettings
 from services.errors import ConfigError
 from services.localstack import LocalStack
+from services.localstack.lanes import XMODAL, with_root
 from services.localstack.process import port_open, read_pid, spawn, stop, wait_until
 
 QUERIES = ("a photo of a red circle", "a photo of a yellow star", "something blue")
@@ -33,9 +33,8 @@ def _start(name: str, ready: Any, timeout_s: float) -> None:
         print(f"  {name} already running (log: {log_file})")
         return
     stop(pid_file)
-    xmodal = str(Path(sys.executable).with_name("xmodal"))
     t0 = time.monotonic()
-    pid = spawn([xmodal, name], env=os.environ, cwd=d, log_file=log_file, pid_file=pid_file)
+    pid = spawn([*XMODAL, name], env=with_root(dict(os.environ)), cwd=d, log_file=log_file, pid_file=pid_file)
     wait_until(ready, what=f"xmodal {name}", timeout_s=timeout_s, pid=pid, log_file=log_file)
     print(f"  {name} ready in {time.monotonic() - t0:.1f}s (pid {pid}, log: {log_file})")
 

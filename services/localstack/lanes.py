@@ -23,7 +23,14 @@ from services.localstack.kafka import ensure_topics
 from services.monitoring.lag import LagReader
 from services.publish import Published
 
-XMODAL = str(Path(sys.executable).with_name("xmodal"))
+# `python -m streams` from this checkout (not the console script): the virtual environment is shared
+# between clones, so its `xmodal` may point at another checkout's code.
+ROOT = Path(__file__).resolve().parents[2]
+XMODAL = [sys.executable, "-m", "streams"]
+
+
+def with_root(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))}
 
 
 def free_port() -> int:
@@ -77,7 +84,7 @@ class WorkerProcess:
         self.starts += 1
         with self.log.open("ab") as log:
             log.write(f"\n--- start {self.starts} ---\n".encode())
-            self.proc = subprocess.Popen([XMODAL, "worker"], env=self.lane.env(), stdout=log,
+            self.proc = subprocess.Popen([*XMODAL, "worker"], env=with_root(self.lane.env()), stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
 
     async def wait_ready(self, timeout_s: float = 120) -> None:

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from prometheus_client import REGISTRY
 
-from services.localstack.lanes import XMODAL
+from services.localstack.lanes import XMODAL, with_root
 from services.monitoring.lag import LagReader
 from services.publish import EventPublisher
 from tests.integration.monitoring.helpers import eventually, labelled, text_events
@@ -22,7 +22,7 @@ N = 40
 
 
 async def lag_cli(lane: Lane) -> dict[str, object]:
-    proc = await asyncio.create_subprocess_exec(XMODAL, "lag", "--json", env=lane.env(),
+    proc = await asyncio.create_subprocess_exec(*XMODAL, "lag", "--json", env=with_root(lane.env()),
                                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, err.decode()
