@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,7 +22,7 @@ from services.embedding.gpu import gpu_stats
 from services.embedding.runner import AsyncEmbedder
 from services.errors import TransientError, XmodalError
 from services.fetch.fetcher import Fetcher
-from services.ingest.pipeline import IngestPipeline
+from services.ingest.pipeline import Committed, IngestPipeline, Prepared
 from services.ingest.records import BatchReport, Record
 from services.monitoring import metrics
 from services.monitoring.exporter import export_loop
@@ -29,6 +30,7 @@ from services.store import AssetStore
 from streams.app import assets_topic, dlq_topic
 
 log = logging.getLogger("xmodal.worker")
+T = TypeVar("T")
 
 
 class FaustDeadLetterSink:
@@ -51,25 +53,59 @@ def to_record(event: Any) -> Record:
                   timestamp_ms=int(m.timestamp * 1000) if m.timestamp else None)
 
 
-async def process_until_done(
-    pipeline: IngestPipeline, records: list[Record], settings: WorkerSettings
-) -> BatchReport:
-    """Retry transient failures with exponential backoff; meanwhile nothing new is taken or acked."""
+async def until_done(what: Callable[[], Awaitable[T]], settings: WorkerSettings, size: int) -> T:
+    """Retry transient failures with exponential backoff; meanwhile nothing new is acked."""
     delay = settings.batch.retry_backoff_s
     while True:
         try:
-            report = await pipeline.process(records)
+            result = await what()
         except XmodalError as exc:
             if not exc.retriable:
                 raise
             metrics.RETRIES.labels(type(exc).__name__).inc()
             metrics.IN_BACKOFF.set(1)
-            log.warning("transient failure, retrying the batch of %d in %.1fs: %s", len(records), delay, exc)
+            log.warning("transient failure, retrying a batch of %d in %.1fs: %s", size, delay, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, settings.batch.retry_backoff_max_s)
             continue
         metrics.IN_BACKOFF.set(0)
-        return report
+        return result
+
+
+class Committer:
+    """Writes batch N (and acks it) while the agent prepares batch N+1: the model and Weaviate work at once.
+
+    Batches are written and acked strictly in order: the next commit starts only after the previous one
+    finished, and each event is acked only after its batch's write and dead letters are confirmed.
+    """
+
+    def __init__(self, app: faust.App, stream: Any, pipeline: IngestPipeline, settings: WorkerSettings) -> None:
+        self.app, self.stream, self.pipeline, self.settings = app, stream, pipeline, settings
+        self._inflight: asyncio.Task[Committed] | None = None
+
+    async def submit(self, events: list[Any], records: list[Record], prep: Prepared) -> None:
+        if self._inflight is not None:
+            done = await self._inflight
+            self._inflight = None
+            if done.refused & prep.assets:  # prep read states that batch did not manage to write
+                self.pipeline.discard(prep)
+                prep = await until_done(partial(self.pipeline.prepare, records), self.settings, len(records))
+        self._inflight = asyncio.create_task(self._commit(events, prep))
+
+    async def _commit(self, events: list[Any], prep: Prepared) -> Committed:
+        done = await until_done(partial(self.pipeline.commit, prep), self.settings, len(events))
+        t1 = time.perf_counter()
+        for event in events:
+            await self.stream.ack(event)
+        await self.app.consumer.commit()  # the committed offset follows the store closely
+        metrics.STAGE_SECONDS.labels("commit").observe(time.perf_counter() - t1)
+        _count(done.report)
+        return done
+
+    async def drain(self) -> None:
+        if self._inflight is not None:
+            await self._inflight
+            self._inflight = None
 
 
 def register(app: faust.App, settings: WorkerSettings, embedder: AsyncEmbedder) -> None:
@@ -89,17 +125,14 @@ def register(app: faust.App, settings: WorkerSettings, embedder: AsyncEmbedder) 
             pipeline = IngestPipeline(store=store, embedder=embedder, fetcher=fetcher,
                                       dead_letters=FaustDeadLetterSink(dlq), batch=settings.batch,
                                       fetch=settings.fetch)
-            async for events in stream.noack_take(settings.batch.max_events, settings.batch.max_wait_s):
-                t0 = time.perf_counter()
-                report = await process_until_done(pipeline, [to_record(e) for e in events], settings)
-                t1 = time.perf_counter()
-                for event in events:
-                    await stream.ack(event)
-                await app.consumer.commit()  # the committed offset follows the store closely
-                t2 = time.perf_counter()
-                metrics.STAGE_SECONDS.labels("commit").observe(t2 - t1)
-                _count(report)
-                log.debug("batch of %d: processed in %.3fs, acked+committed in %.3fs", len(events), t1 - t0, t2 - t1)
+            committer = Committer(app, stream, pipeline, settings)
+            try:
+                async for events in stream.noack_take(settings.batch.max_events, settings.batch.max_wait_s):
+                    records = [to_record(e) for e in events]
+                    prep = await until_done(partial(pipeline.prepare, records), settings, len(records))
+                    await committer.submit(events, records, prep)
+            finally:
+                await committer.drain()
 
 
 def _count(report: BatchReport) -> None:

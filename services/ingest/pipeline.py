@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -45,6 +45,28 @@ class _Plan:
     state: StoredState | None = None  # what Weaviate held before this batch
 
 
+@dataclass
+class Prepared:
+    """A batch with every decision made and every vector computed, not yet written."""
+
+    records: Sequence[Record]
+    t0: float
+    report: BatchReport = field(default_factory=BatchReport)
+    letters: list[tuple[Record, Rejected, int]] = field(default_factory=list)
+    letters_sent: set[int] = field(default_factory=set)
+    plans: list[_Plan] = field(default_factory=list)
+    assets: set[str] = field(default_factory=set)
+    written: bool = False
+    refused: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Committed:
+    report: BatchReport
+    refused: set[str]  # assets whose write Weaviate refused (dead-lettered); a batch prepared meanwhile
+    # that touches them must be prepared again, its reads assumed these writes
+
+
 class IngestPipeline:
     def __init__(
         self,
@@ -65,27 +87,77 @@ class IngestPipeline:
         self.max_pixels = fetch.max_pixels
         self.now = now
         self._fetch_slots = asyncio.Semaphore(batch.fetch_concurrency)
+        # asset_id -> (batch, the state it will write; None = deleted) for batches not yet committed
+        self._expected: dict[str, tuple[Prepared, StoredState | None]] = {}
 
     async def process(self, records: Sequence[Record]) -> BatchReport:
+        """Prepare and commit one batch (the simple, sequential way; the agent overlaps the two)."""
+        return (await self.commit(await self.prepare(records))).report
+
+    async def prepare(self, records: Sequence[Record]) -> Prepared:
+        """Everything up to the write: parse, resolve per asset, fetch, decode, embed.
+
+        Reads see the writes of a batch still being committed (its expected states overlay the store's),
+        so preparing batch N+1 while batch N is written gives the same decisions as doing them in turn.
+        """
         t0 = time.perf_counter()
         observe_queue_wait(r.timestamp_ms for r in records)
-        report = BatchReport()
-        letters: list[tuple[Record, Rejected, int]] = []
+        prep = Prepared(records=records, t0=t0)
         parsed: list[Parsed] = []
         for record in records:
             try:
                 parsed.append(parse(record))
             except Rejected as rej:
-                letters.append((record, rej, 1))
+                prep.letters.append((record, rej, 1))
         groups = candidates_by_asset(parsed)
-        stored = await _timed("lookup", self.store.states(list(groups), with_vectors=True))
-        plans = await _timed("fetch", self._plan_all(groups, stored, report, letters))
-        await _timed("embed", self._embed(plans, report, letters))
-        await _timed("upsert", self._write(plans, report, letters))
-        await _timed("dead_letter", self._send_letters(letters, report))
-        metrics.BATCH_SIZE.observe(len(records))
-        metrics.STAGE_SECONDS.labels("total").observe(time.perf_counter() - t0)
-        return report
+        prep.assets = set(groups)
+        stored = await _timed("lookup", self._states(list(groups)))
+        prep.plans = await _timed("fetch", self._plan_all(groups, stored, prep.report, prep.letters))
+        await _timed("embed", self._embed(prep.plans, prep.report, prep.letters))
+        self._expect(prep)
+        return prep
+
+    async def commit(self, prep: Prepared) -> Committed:
+        """Write, then dead-letter; returns the assets whose write was refused (their letters are sent).
+
+        Safe to call again after a retriable error: writes are idempotent and letters already confirmed
+        are not sent twice.
+        """
+        if not prep.written:
+            prep.refused = await _timed("upsert", self._write(prep.plans, prep.report, prep.letters))
+            prep.written = True
+        await _timed("dead_letter", self._send_letters(prep))
+        self.discard(prep)
+        metrics.BATCH_SIZE.observe(len(prep.records))
+        metrics.STAGE_SECONDS.labels("total").observe(time.perf_counter() - prep.t0)
+        return Committed(prep.report, set(prep.refused))
+
+    def discard(self, prep: Prepared) -> None:
+        """Forget the states ``prep`` expected to write (after its commit, or to prepare it again)."""
+        for asset_id in prep.assets:
+            if self._expected.get(asset_id, (None, None))[0] is prep:
+                del self._expected[asset_id]
+
+    def _expect(self, prep: Prepared) -> None:
+        for plan in prep.plans:
+            ev = plan.parsed.event
+            state = None  # a delete: nothing will be stored
+            if plan.content is not None:
+                if plan.vector is None:
+                    continue  # poison: dead-lettered, nothing written, the stored state stays
+                state = StoredState(asset_id=ev.asset_id, event_time=ev.event_time,
+                                    content_hash=plan.content.content_hash, model_id=self.embedder.model_id,
+                                    vectors=self._vectors(plan))
+            self._expected[ev.asset_id] = (prep, state)
+
+    async def _states(self, asset_ids: list[str]) -> dict[str, StoredState]:
+        # Snapshot the overlay before awaiting: a commit finishing meanwhile removes its entries, and the
+        # store read below did not include them.
+        overlay = {a: self._expected[a][1] for a in asset_ids if a in self._expected}
+        missing = [a for a in asset_ids if a not in overlay]
+        states = await self.store.states(missing, with_vectors=True) if missing else {}
+        states.update({a: st for a, st in overlay.items() if st is not None})
+        return states
 
     async def _plan_all(
         self,
@@ -177,7 +249,7 @@ class IngestPipeline:
 
     async def _write(
         self, plans: list[_Plan], report: BatchReport, letters: list[tuple[Record, Rejected, int]]
-    ) -> None:
+    ) -> set[str]:
         indexed_at = self.now()
         upserts, deletes, by_id = [], [], {}
         for plan in plans:
@@ -195,7 +267,7 @@ class IngestPipeline:
                     indexed_at=indexed_at,
                 ))
         if not upserts and not deletes:
-            return
+            return set()
         failed = await self.store.write(upserts, deletes)
         for asset_id, error in failed.items():
             letters.append((by_id[asset_id].parsed.record, Rejected(Reason.invalid_event, str(error)), 1))
@@ -208,6 +280,7 @@ class IngestPipeline:
             if ts is not None:
                 metrics.FRESHNESS.observe(max(0.0, indexed_at.timestamp() - ts / 1000))
         report.add("deleted", sum(1 for a in deletes if a not in failed))
+        return set(failed)
 
     def _vectors(self, plan: _Plan) -> dict[str, list[float]]:
         """This model's vector, plus other spaces' stored vectors while the content is unchanged (an upsert
@@ -220,17 +293,25 @@ class IngestPipeline:
             vectors = {**state.vectors, **vectors}
         return vectors
 
-    async def _send_letters(self, letters: list[tuple[Record, Rejected, int]], report: BatchReport) -> None:
-        built = [
-            DeadLetter.build(reason=rej.reason, error=rej.error, value=rec.value or b"", attempts=attempts,
-                             topic=rec.topic, partition=rec.partition, offset=rec.offset)
-            for rec, rej, attempts in letters
-        ]
-        await asyncio.gather(*(self.dead_letters.send(rec.key, letter)
-                               for (rec, _, _), letter in zip(letters, built, strict=True)))
-        for letter in built:
-            metrics.DEAD_LETTERS.labels(letter.reason.value).inc()
-        report.dead_letters.extend(built)
+    async def _send_letters(self, prep: Prepared) -> None:
+        todo = [i for i in range(len(prep.letters)) if i not in prep.letters_sent]
+        built = {}
+        for i in todo:
+            rec, rej, attempts = prep.letters[i]
+            built[i] = DeadLetter.build(reason=rej.reason, error=rej.error, value=rec.value or b"",
+                                        attempts=attempts, topic=rec.topic, partition=rec.partition,
+                                        offset=rec.offset)
+
+        async def send(i: int) -> None:
+            await self.dead_letters.send(prep.letters[i][0].key, built[i])
+            prep.letters_sent.add(i)  # a retry of the batch sends only what is not confirmed yet
+            metrics.DEAD_LETTERS.labels(built[i].reason.value).inc()
+            prep.report.dead_letters.append(built[i])
+
+        results = await asyncio.gather(*(send(i) for i in todo), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
 
 
 async def _timed(stage: str, aw: Awaitable[T]) -> T:
