@@ -99,6 +99,8 @@ class AssetStore:
                 grpc_host=self._s.host, grpc_port=self._s.grpc_port, grpc_secure=self._s.secure,
                 additional_config=AdditionalConfig(timeout=Timeout(query=t, insert=t, init=t)),
                 auth_credentials=Auth.api_key(self._s.api_key.get_secret_value()) if self._s.api_key else None,
+                # The init checks call pypi.org on every connect (a version nag): no outside calls from here.
+                skip_init_checks=True,
             )
         except ValidationError as e:  # the client validates its connection parameters with pydantic
             raise ConfigError(f"Weaviate connection settings: {e}") from e

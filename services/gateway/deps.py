@@ -1,0 +1,87 @@
+"""What the gateway needs from the rest of xmodal, as small protocols, and the bundle handed to create_app.
+
+The protocols name only what the handlers call, so the app is built the same way in production
+(server.build_deps) and in tests, with real objects: a real model, a real AssetStore, a real Fetcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from PIL import Image
+
+from schemas.asset_event import AssetEvent
+from services.fetch.fetcher import Fetcher
+from services.publish.producer import Published
+from services.store.models import Hit, SearchQuery, StoredAsset
+
+
+class QueryEncoder(Protocol):
+    """Query text / image -> one unit vector of the model's space (batched and cached behind this)."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def space(self) -> str: ...
+
+    async def encode_text(self, text: str) -> list[float]: ...
+
+    async def encode_image(self, image: Image.Image) -> list[float]: ...
+
+
+class SearchStore(Protocol):
+    """The read side of services.store.AssetStore."""
+
+    async def search(self, q: SearchQuery) -> list[Hit]: ...
+
+    async def get(self, asset_id: str) -> StoredAsset | None: ...
+
+    async def thumbnail(self, asset_id: str) -> bytes | None: ...
+
+    async def vector_of(self, asset_id: str, space: str) -> list[float] | None: ...
+
+    async def ready(self) -> bool: ...
+
+
+class EventSink(Protocol):
+    """Publishes an event and says where it landed (services.publish.EventPublisher)."""
+
+    async def publish(self, event: AssetEvent) -> Published: ...
+
+
+class OffsetWaiter(Protocol):
+    """Waits until the worker group committed past offsets (services.monitoring.lag.LagReader)."""
+
+    async def wait_committed(self, targets: Mapping[int, int], *, timeout_s: float) -> tuple[bool, float]: ...
+
+
+@dataclass(frozen=True)
+class RerankQuery:
+    """What a reranker may look at: the query text (when there is one) and the query vector."""
+
+    text: str | None
+    vector: list[float]
+
+
+class Reranker(Protocol):
+    """Reorders a page of hits (e.g. a cross-encoder). None is shipped: `rerank: true` answers 400 unless
+    a deployment passes one to create_app."""
+
+    name: str
+
+    async def rerank(self, query: RerankQuery, hits: Sequence[Hit]) -> list[Hit]: ...
+
+
+@dataclass
+class Deps:
+    """Everything create_app wires into the handlers. The caller starts and closes them."""
+
+    encoder: QueryEncoder
+    store: SearchStore
+    fetcher: Fetcher
+    events: EventSink | None = None
+    offsets: OffsetWaiter | None = None
+    reranker: Reranker | None = None

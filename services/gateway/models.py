@@ -1,0 +1,201 @@
+"""The gateway's request and response bodies: pydantic models, also the source of /openapi.json.
+
+A search names exactly one query: ``text``, ``image`` (inline base64 or a URI) or ``asset_id``
+("more like this"). An optional ``modifier`` text moves the query vector towards that text (a composed
+query: "this picture, but green").
+
+>>> SearchRequest.model_validate({"text": "a red circle", "limit": 5}).query_kind()
+'text'
+>>> SearchRequest.model_validate({"image": {"uri": "https://example.com/a.png"}}).query_kind()
+'image'
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from services.store.filters import FilterExpr
+from services.store.models import MetadataValue
+
+MAX_LIMIT = 100
+MAX_OFFSET = 9_900  # Weaviate's default window is 10 000 results (offset + limit)
+MAX_QUERY_CHARS = 1_000
+MAX_CONSISTENCY_TARGETS = 256
+MAX_IMAGE_URI_CHARS = 16 * 1024 * 1024  # data: URIs carry whole images; the body limit binds first
+
+Target = Literal["image", "text", "audio", "any"]
+Mode = Literal["vector", "hybrid"]
+QueryText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S")]
+AssetId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+_FORBID = ConfigDict(extra="forbid")
+
+
+class ImageData(BaseModel):
+    """An image carried in the request, base64 encoded (standard or URL-safe alphabet)."""
+
+    model_config = ConfigDict(extra="forbid", title="ImageData")
+    data: str = Field(min_length=1, description="The image file (PNG, JPEG, WebP, ...), base64 encoded.")
+
+
+class ImageUri(BaseModel):
+    """An image the gateway fetches: http(s) (SSRF-guarded: no private addresses), data:, or file:// under
+    the configured roots."""
+
+    model_config = ConfigDict(extra="forbid", title="ImageUri")
+    uri: str = Field(min_length=1, max_length=MAX_IMAGE_URI_CHARS, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:",
+                     description="Where the image is.")
+
+
+class Modifier(BaseModel):
+    """Text that moves the query: normalize((1 - weight) * query + weight * text)."""
+
+    model_config = _FORBID
+    text: QueryText = Field(description="What to move towards, e.g. 'green' or 'but in blue'.")
+    weight: float = Field(0.5, ge=0.0, le=1.0, description="0 keeps the query, 1 searches the text alone.")
+
+
+class OffsetRef(BaseModel):
+    """Where a write landed: the answer of POST /v1/assets, passed as is (its asset_id is not needed)."""
+
+    model_config = _FORBID
+    partition: int = Field(ge=0, le=100_000, description="Kafka partition of the `assets` topic.")
+    offset: int = Field(ge=0, description="Offset of the event in that partition.")
+    asset_id: str | SkipJsonSchema[None] = Field(None, description="Ignored.")
+
+
+class SearchOptions(BaseModel):
+    """Everything of a search but the query itself (shared by JSON searches and uploads)."""
+
+    model_config = _FORBID
+    modifier: Modifier | SkipJsonSchema[None] = Field(None, description="Composed query: add this text.")
+    target: Target = Field("any", description="Modality of the results: image, text, audio or any.")
+    filters: FilterExpr | SkipJsonSchema[None] = Field(
+        None, description="Metadata filter: {and: [...]}, {or: [...]} or {field, eq|ne|in|gt|gte|lt|lte}.")
+    limit: int = Field(10, ge=1, le=MAX_LIMIT, description="Results per page.")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Results to skip (paging).")
+    mode: Mode = Field("vector", description="vector, or hybrid (BM25 on the text field fused with vector).")
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="Hybrid weighting: 1 = vector only, 0 = BM25 only.")
+    rerank: bool = Field(False, description="Rerank the page with the configured reranker (400 if none).")
+    consistent_with: Annotated[list[OffsetRef], Field(max_length=MAX_CONSISTENCY_TARGETS)] | SkipJsonSchema[
+        None] = Field(None, description="Wait until these writes are searchable (read-your-writes), "
+                      "within the timeout.")
+    consistency_timeout_s: Annotated[float, Field(gt=0, le=60)] | SkipJsonSchema[None] = Field(
+        None, description="Longest wait for consistent_with; capped by the server's setting.")
+
+
+class SearchRequest(SearchOptions):
+    """A search: exactly one of ``text``, ``image``, ``asset_id``, plus options."""
+
+    model_config = ConfigDict(
+        extra="forbid", title="SearchRequest",
+        json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["image"]},
+                                     {"required": ["asset_id"]}]},
+    )
+    text: QueryText | SkipJsonSchema[None] = Field(None, description="A text query.")
+    image: ImageData | ImageUri | SkipJsonSchema[None] = Field(None, description="An image query.")
+    asset_id: AssetId | SkipJsonSchema[None] = Field(
+        None, description="More like this: search with a stored asset's vector (the asset is left out).")
+
+    @model_validator(mode="after")
+    def _one_query(self) -> SearchRequest:
+        given = [n for n in ("text", "image", "asset_id") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of text, image, asset_id; got {given or 'none'}")
+        return self
+
+    def query_kind(self) -> Literal["text", "image", "asset_id"]:
+        return "text" if self.text is not None else "image" if self.image is not None else "asset_id"
+
+
+class UploadOptions(SearchOptions):
+    """The form fields of POST /v1/search/upload besides the `image` file."""
+
+    model_config = ConfigDict(extra="forbid", title="UploadOptions")
+
+
+class SearchResult(BaseModel):
+    model_config = ConfigDict(title="SearchResult")
+    asset_id: str
+    score: float = Field(description="Higher is better: cosine similarity, or the fused hybrid score.")
+    modality: str
+    metadata: dict[str, MetadataValue]
+    text: str | None = Field(None, description="The text of a text asset.")
+    preview: str | None = Field(None, description="URL of the thumbnail of an image asset, when it has one.")
+
+
+class Consistency(BaseModel):
+    satisfied: bool = Field(description="True when every consistent_with write was searchable.")
+    waited_ms: float = Field(ge=0)
+    detail: str | None = Field(None, description="Why it is not satisfied, when known.")
+
+
+class SearchResponse(BaseModel):
+    model_config = ConfigDict(title="SearchResponse")
+    results: list[SearchResult]
+    model: str = Field(description="Model that embedded the query.")
+    took_ms: float = Field(ge=0)
+    consistency: Consistency | None = Field(None, description="Present when consistent_with was given.")
+
+
+class PublishResponse(BaseModel):
+    asset_id: str
+    partition: int
+    offset: int
+
+
+class SourceOffset(BaseModel):
+    partition: int
+    offset: int
+
+
+class AssetResponse(BaseModel):
+    """What the store holds for an asset (no vectors, no thumbnail bytes)."""
+
+    asset_id: str
+    modality: str
+    text: str | None = None
+    uri: str | None = None
+    metadata: dict[str, MetadataValue]
+    model: str
+    content_hash: str
+    event_time: datetime
+    indexed_at: datetime
+    source: SourceOffset
+    spaces: list[str]
+    preview: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    path: str = Field(description="Where in the request, e.g. body.limit or body.filters.and[0].gt.")
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Machine-readable: invalid_request, unauthorized, not_found, overloaded, "
+                      "undecodable, fetch_forbidden, too_large, timeout, unavailable, ...")
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorInfo
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, bool] = Field(description="store (Weaviate reachable), model (loaded).")
+    model: str | None = None
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """JSON-ready dict without the None fields (the OpenAPI schema marks them optional)."""
+    return model.model_dump(mode="json", exclude_none=True, by_alias=True)

@@ -1,0 +1,200 @@
+"""A validated search request -> query vector -> store search -> response body.
+
+Image inputs go through the same guarded Fetcher and decoder as the worker's; query vectors come from the
+same model code (behind :class:`~services.gateway.deps.QueryEncoder`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import quote
+
+import numpy as np
+
+from services.config import GatewaySettings
+from services.fetch.images import decode_image
+from services.gateway.deps import Deps, RerankQuery
+from services.gateway.errors import BadRequest, DependencyDown, NotFound
+from services.gateway.models import (
+    Consistency,
+    ImageData,
+    ImageUri,
+    SearchOptions,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+)
+from services.monitoring import metrics
+from services.store.models import Hit, SearchQuery
+
+_TINY = 1e-6
+_INLINE_THREAD_CHARS = 256 * 1024  # larger base64 images are decoded off the event loop
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+@dataclass(frozen=True)
+class Query:
+    """One search: the validated options plus exactly one query input."""
+
+    options: SearchOptions
+    text: str | None = None
+    image_data: str | None = None  # base64, decoded under the fetcher's size limit
+    image_bytes: bytes | None = None  # an upload
+    image_uri: str | None = None
+    asset_id: str | None = None
+
+    @classmethod
+    def of(cls, req: SearchRequest) -> Query:
+        # Already validated as part of the request: copy the fields without validating twice.
+        options = SearchOptions.model_construct(**{k: getattr(req, k) for k in SearchOptions.model_fields})
+        data = req.image.data if isinstance(req.image, ImageData) else None
+        uri = req.image.uri if isinstance(req.image, ImageUri) else None
+        return cls(options, text=req.text, image_data=data, image_uri=uri, asset_id=req.asset_id)
+
+    def hybrid_text(self) -> str | None:
+        """The words BM25 matches in hybrid mode: the text query, else the modifier's text."""
+        if self.text is not None:
+            return self.text
+        return self.options.modifier.text if self.options.modifier is not None else None
+
+
+async def both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
+    """Await two things concurrently; when one fails, the other is cancelled and the error raised as is
+    (a TaskGroup would wrap it in an ExceptionGroup, which the error mapping does not know)."""
+    a, b = asyncio.ensure_future(first), asyncio.ensure_future(second)
+    try:
+        return await a, await b
+    finally:
+        for task in (a, b):
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled():
+                task.exception()  # mark a second failure as seen, so asyncio does not log it
+
+
+def thumbnail_url(asset_id: str) -> str:
+    return f"/v1/assets/{quote(asset_id, safe='')}/thumbnail"
+
+
+def compose(query: Sequence[float], text: Sequence[float], weight: float) -> list[float]:
+    """normalize((1 - w) * q + w * t): the composed query of "this, but <text>".
+
+    >>> compose([1.0, 0.0], [0.0, 1.0], 0.5)
+    [0.7071067690849304, 0.7071067690849304]
+    """
+    mixed = (1.0 - weight) * np.asarray(query, dtype=np.float32) + weight * np.asarray(text, dtype=np.float32)
+    norm = float(np.linalg.norm(mixed))
+    if norm < _TINY:
+        raise BadRequest("the modifier cancels the query out; use another modifier weight")
+    return [float(x) for x in mixed / norm]
+
+
+class Searcher:
+    """Runs searches for the handlers."""
+
+    def __init__(self, settings: GatewaySettings, deps: Deps) -> None:
+        self.settings = settings
+        self.deps = deps
+
+    async def search(self, q: Query) -> SearchResponse:
+        started = time.perf_counter()
+        opts = q.options
+        self._check(q)
+        consistency = await self._wait_consistent(opts)
+        vector, exclude = await self._vector(q)
+        hits = await self._hits(q, vector, exclude)
+        took_ms = (time.perf_counter() - started) * 1000
+        return SearchResponse(results=[result_of(h) for h in hits], model=self.deps.encoder.model_id,
+                              took_ms=round(took_ms, 2), consistency=consistency)
+
+    def _check(self, q: Query) -> None:
+        if q.options.rerank and self.deps.reranker is None:
+            raise BadRequest("rerank was requested but this gateway has no reranker configured; "
+                             "leave `rerank` out (or false)", code="rerank_unavailable")
+        if q.options.mode == "hybrid" and q.hybrid_text() is None:
+            raise BadRequest("hybrid mode matches words: give a `text` query or a `modifier` text",
+                             details=[{"path": "body.mode", "message": "hybrid needs query text"}])
+
+    async def _vector(self, q: Query) -> tuple[list[float], list[str]]:
+        """The query vector (composed with the modifier when there is one) and the ids to leave out."""
+        exclude = [q.asset_id] if q.asset_id is not None else []
+        modifier = q.options.modifier
+        if modifier is None:
+            return await self._base_vector(q), exclude
+        # Both embeddings at once: they may share the batcher's next forward pass.
+        base, text = await both(self._base_vector(q), self.deps.encoder.encode_text(modifier.text))
+        return compose(base, text, modifier.weight), exclude
+
+    async def _base_vector(self, q: Query) -> list[float]:
+        enc = self.deps.encoder
+        if q.text is not None:
+            return await enc.encode_text(q.text)
+        if q.asset_id is not None:
+            vector = await self.deps.store.vector_of(q.asset_id, enc.space)
+            if vector is None:
+                raise NotFound(f"asset {q.asset_id!r} is not in the store (or has no {enc.space} vector)")
+            return vector
+        raw = await self._image_bytes(q)
+        max_pixels = self.settings.fetch.max_pixels
+        image = await asyncio.to_thread(decode_image, raw, max_pixels=max_pixels)
+        return await enc.encode_image(image)
+
+    async def _image_bytes(self, q: Query) -> bytes:
+        fetcher = self.deps.fetcher
+        if q.image_data is not None:
+            if len(q.image_data) > _INLINE_THREAD_CHARS:
+                return await asyncio.to_thread(fetcher.decode_base64, q.image_data)
+            return fetcher.decode_base64(q.image_data)
+        if q.image_bytes is not None:
+            return q.image_bytes
+        assert q.image_uri is not None
+        return await fetcher.fetch(q.image_uri)
+
+    async def _hits(self, q: Query, vector: list[float], exclude: list[str]) -> list[Hit]:
+        opts = q.options
+        reranker = self.deps.reranker if opts.rerank else None
+        # A reranker reorders the whole window up to the page's end, then the page is cut out of it.
+        limit, offset = (opts.offset + opts.limit, 0) if reranker else (opts.limit, opts.offset)
+        text = q.hybrid_text() if opts.mode == "hybrid" else None
+        query = SearchQuery(
+            vector=vector, space=self.deps.encoder.space, text=text, mode=opts.mode, alpha=opts.alpha,
+            target=opts.target, filters=opts.filters, limit=limit,
+            offset=offset, exclude_ids=exclude,
+        )
+        hits = await self.deps.store.search(query)
+        if reranker is None:
+            return hits
+        reranked = await reranker.rerank(RerankQuery(q.hybrid_text(), vector), hits)
+        return reranked[opts.offset : opts.offset + opts.limit]
+
+    async def _wait_consistent(self, opts: SearchOptions) -> Consistency | None:
+        if not opts.consistent_with:
+            return None
+        if self.deps.offsets is None:
+            return Consistency(satisfied=False, waited_ms=0.0, detail="this gateway has no Kafka connection")
+        targets: dict[int, int] = {}
+        for ref in opts.consistent_with:
+            targets[ref.partition] = max(ref.offset, targets.get(ref.partition, -1))
+        limit = self.settings.consistency_timeout_s
+        # Leave part of the request's deadline for the search itself, so a long wait never becomes a 504.
+        timeout = min(opts.consistency_timeout_s or limit, limit, 0.8 * self.settings.request_timeout_s)
+        started = time.monotonic()
+        try:
+            satisfied, waited = await self.deps.offsets.wait_committed(targets, timeout_s=timeout)
+            detail = None if satisfied else f"not all offsets were committed within {timeout:g} s"
+        except DependencyDown as exc:
+            satisfied, waited, detail = False, time.monotonic() - started, str(exc)
+        metrics.CONSISTENCY_WAIT.observe(waited)
+        return Consistency(satisfied=satisfied, waited_ms=round(waited * 1000, 2), detail=detail)
+
+
+def result_of(h: Hit) -> SearchResult:
+    preview = thumbnail_url(h.asset_id) if h.modality == "image" and h.has_thumbnail else None
+    text = h.text if h.modality == "text" else None
+    return SearchResult(asset_id=h.asset_id, score=h.score, modality=h.modality, metadata=h.metadata,
+                        text=text, preview=preview)

@@ -1,0 +1,121 @@
+"""Building and running the gateway: ``create_app`` (also for tests) and ``run_gateway`` (`xmodal gateway`).
+
+Tests and tools build the app over their own dependencies::
+
+    async with started_deps(settings) as deps, serving(create_app(settings, deps)) as base_url:
+        ...  # http requests to base_url
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from aiohttp import web
+
+from services.config import GatewaySettings
+from services.embedding.model import Embedder, load_embedder
+from services.fetch.fetcher import Fetcher
+from services.gateway.backends import KafkaLink, StoreLink
+from services.gateway.deps import Deps
+from services.gateway.encoder import build_encoder
+from services.gateway.middleware import (
+    LIMITER,
+    Limiter,
+    auth_middleware,
+    cors_middleware,
+    errors_middleware,
+    limit_middleware,
+)
+from services.gateway.openapi import build_openapi
+from services.gateway.query import Searcher
+from services.gateway.routes import DEPS, OPENAPI, SEARCHER, add_routes
+from services.monitoring.status import StatusCollector
+from services.monitoring.status_routes import add_status_routes
+from services.store.store import AssetStore
+
+log = logging.getLogger(__name__)
+
+#: Seconds in-flight requests get to finish after SIGTERM/SIGINT before connections are closed.
+SHUTDOWN_GRACE_S = 10.0
+
+
+def create_app(settings: GatewaySettings, deps: Deps) -> web.Application:
+    """The aiohttp application over started dependencies (the caller owns and closes them)."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            cors_middleware(settings.cors_origins),  # outermost: error answers carry CORS headers too
+            errors_middleware(settings),
+            auth_middleware(settings),
+            limit_middleware,
+        ],
+    )
+    app[DEPS] = deps
+    app[SEARCHER] = Searcher(settings, deps)
+    app[LIMITER] = Limiter(settings.max_concurrency)
+    app[OPENAPI] = build_openapi(settings)
+    add_routes(app)
+    add_status_routes(app, StatusCollector(settings))  # /status page + /v1/status; exports lag gauges too
+    return app
+
+
+@asynccontextmanager
+async def started_deps(settings: GatewaySettings, embedder: Embedder | None = None) -> AsyncIterator[Deps]:
+    """Load the model (unless given) and connect to Weaviate, Kafka and the fetcher; close all on exit.
+
+    Weaviate and Kafka may still be down: the gateway starts anyway, answers 503 where it needs them and
+    reports it on /readyz (StoreLink and KafkaLink connect when they can).
+    """
+    async with AsyncExitStack() as stack:
+        if embedder is None:
+            log.info("loading model %s", settings.model.name)
+            embedder = await asyncio.to_thread(load_embedder, settings.model)
+        encoder = await build_encoder(settings, embedder)
+        stack.push_async_callback(encoder.close)
+        store = StoreLink(AssetStore(settings.weaviate, {embedder.space: embedder.dim}))
+        await store.start()
+        stack.push_async_callback(store.close)
+        fetcher = Fetcher(settings.fetch)
+        await fetcher.start()
+        stack.push_async_callback(fetcher.close)
+        kafka = KafkaLink(settings.kafka)
+        stack.push_async_callback(kafka.close)
+        yield Deps(encoder=encoder, store=store, fetcher=fetcher, events=kafka, offsets=kafka)
+
+
+@asynccontextmanager
+async def serving(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve ``app`` on this event loop (port 0: a free one) and yield its base URL (tests, latency runs)."""
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_GRACE_S)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        yield f"http://{bound_host}:{bound_port}"
+    finally:
+        await runner.cleanup()
+
+
+async def _app(settings: GatewaySettings, stack: AsyncExitStack) -> web.Application:
+    deps = await stack.enter_async_context(started_deps(settings))
+    app = create_app(settings, deps)
+
+    async def close_deps(_: web.Application) -> None:
+        await stack.aclose()
+
+    app.on_cleanup.append(close_deps)
+    return app
+
+
+def run_gateway(settings: GatewaySettings) -> None:
+    """Serve until SIGINT/SIGTERM, then stop accepting, let in-flight requests finish, close everything."""
+    stack = AsyncExitStack()
+    log.info("xmodal gateway on http://%s:%d", settings.host, settings.port)
+    web.run_app(
+        _app(settings, stack), host=settings.host, port=settings.port, shutdown_timeout=SHUTDOWN_GRACE_S,
+        print=None, access_log=None,
+    )

@@ -1,0 +1,68 @@
+"""Fixtures of the gateway unit tests: the real app over real, offline dependencies.
+
+- the model is a tiny random CLIP checkpoint made by the project (the real loading and inference code);
+- the store is a real AssetStore that is never connected (StoreLink not started): every search that
+  reaches it answers 503, exactly as when Weaviate is down; nothing here opens a network connection;
+- the fetcher is the real, SSRF-guarded one: URLs of private addresses are refused before any connect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from services.config import GatewaySettings, WeaviateSettings
+from services.embedding.model import HFEmbedder
+from services.embedding.tiny import save_tiny_random_model
+from services.fetch.fetcher import Fetcher
+from services.gateway.backends import StoreLink
+from services.gateway.deps import Deps
+from services.gateway.encoder import build_encoder
+from services.gateway.server import create_app
+from services.store.store import AssetStore
+
+ClientFactory = Callable[..., AbstractAsyncContextManager[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tmp_path_factory: pytest.TempPathFactory) -> HFEmbedder:
+    path: Path = save_tiny_random_model("clip", tmp_path_factory.mktemp("tiny-clip"))
+    return HFEmbedder.from_pretrained(path, space="clip", device="cpu", model_id="tiny-clip")
+
+
+@pytest.fixture
+def make_client(tiny_embedder: HFEmbedder) -> ClientFactory:
+    """``async with make_client(**settings_overrides) as client``: a test client of a fresh app.
+
+    ``routes`` adds test-only routes to the app (e.g. one that raises) before it starts.
+    """
+
+    @asynccontextmanager
+    async def factory(routes: Sequence[web.RouteDef] = (), **overrides: Any
+                      ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+        overrides.setdefault("weaviate", WeaviateSettings(host="127.0.0.1", http_port=9, grpc_port=9))
+        settings = GatewaySettings(**overrides)
+        encoder = await build_encoder(settings, tiny_embedder)
+        store = StoreLink(AssetStore(settings.weaviate, {tiny_embedder.space: tiny_embedder.dim}))
+        async with Fetcher(settings.fetch) as fetcher:
+            app = create_app(settings, Deps(encoder=encoder, store=store, fetcher=fetcher))
+            app.router.add_routes(routes)
+            try:
+                async with TestClient(TestServer(app)) as client:
+                    yield client
+            finally:
+                await encoder.close()
+
+    return factory
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    async with make_client() as c:
+        yield c
