@@ -1,57 +1,90 @@
-"""Inference off the event loop: one dedicated thread per device, and an async face for the model.
+"""Inference off the event loop: one dedicated thread per device, and an async face for an `Embedder`.
 
-torch releases the GIL inside its kernels, so one thread per device keeps the device busy while the event
-loop keeps consuming, fetching and writing; more threads per device would only contend for it.
+A model call blocks for milliseconds to seconds; running it in the loop would stall every other task
+(Kafka heartbeats, HTTP requests). Each device gets exactly one thread: calls for one GPU or for the CPU
+queue up there instead of contending for the same device from several threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 from PIL import Image
 
-from services.embedding.model import Embedder
+from services.config import ModelSettings
+from services.embedding.model import Embedder, Vectors, load_embedder
 
 T = TypeVar("T")
-
-_threads: dict[str, InferenceThread] = {}
-_threads_lock = threading.Lock()
+Item = TypeVar("Item")
 
 
 class InferenceThread:
-    """A single worker thread bound to one device; every model call for that device runs on it."""
+    """A single-worker executor bound to one device; `for_device` hands out one per device per process."""
+
+    _by_device: ClassVar[dict[str, InferenceThread]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, device: str) -> None:
         self.device = device
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"inference-{device}")
+        self.name = f"xmodal-infer-{device}"  # prefix of the thread's name, as seen in stack dumps
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
 
     @classmethod
     def for_device(cls, device: str) -> InferenceThread:
-        """The process-wide thread of ``device`` (created on first use)."""
-        with _threads_lock:
-            if device not in _threads:
-                _threads[device] = cls(device)
-            return _threads[device]
+        """The process's thread for ``device``, started on first use."""
+        with cls._lock:
+            thread = cls._by_device.get(device)
+            if thread is None:
+                thread = cls._by_device[device] = cls(device)
+            return thread
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(*args)`` on this device's thread; the caller's loop stays free meanwhile."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
+    def close(self) -> None:
+        """Finish queued calls and stop the thread (it is also joined at interpreter exit)."""
+        with self._lock:
+            if self._by_device.get(self.device) is self:
+                del self._by_device[self.device]
+        self._executor.shutdown(wait=True)
+
+
+def chunks(items: Sequence[Item], size: int) -> list[Sequence[Item]]:
+    """``items`` in slices of at most ``size``.
+
+    >>> [list(c) for c in chunks([1, 2, 3, 4, 5], 2)]
+    [[1, 2], [3, 4], [5]]
+    """
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 class AsyncEmbedder:
-    """Awaitable embeddings, chunked to ``max_batch`` inputs per forward pass."""
+    """An `Embedder` behind its device's inference thread, fed at most ``max_batch`` inputs per call.
 
-    def __init__(self, embedder: Embedder, *, max_batch: int = 64) -> None:
+    Chunks are separate thread calls, so a large request does not hold the device while a small one waits
+    for all of it; results keep the input order.
+    """
+
+    def __init__(self, embedder: Embedder, *, max_batch: int = ModelSettings.model_fields["max_batch"].default,
+                 thread: InferenceThread | None = None) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
         self.embedder = embedder
         self.max_batch = max_batch
-        self.thread = InferenceThread.for_device(embedder.device)
+        self.thread = thread or InferenceThread.for_device(embedder.device)
+
+    @classmethod
+    def load(cls, settings: ModelSettings) -> AsyncEmbedder:
+        """Load the configured model (blocking: call it at startup, or through asyncio.to_thread)."""
+        return cls(load_embedder(settings), max_batch=settings.max_batch)
 
     @property
     def model_id(self) -> str:
@@ -69,15 +102,14 @@ class AsyncEmbedder:
     def device(self) -> str:
         return self.embedder.device
 
-    async def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return await self._chunked(self.embedder.embed_texts, list(texts))
-
-    async def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return await self._chunked(self.embedder.embed_images, list(images))
-
-    async def _chunked(self, fn: Callable[[Sequence[Any]], np.ndarray], items: list[Any]) -> np.ndarray:
+    async def _embed(self, fn: Callable[[Sequence[Item]], Vectors], items: Sequence[Item]) -> Vectors:
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
-        parts = [await self.thread.run(fn, items[i:i + self.max_batch])
-                 for i in range(0, len(items), self.max_batch)]
+        parts = [await self.thread.run(fn, part) for part in chunks(items, self.max_batch)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    async def embed_texts(self, texts: Sequence[str]) -> Vectors:
+        return await self._embed(self.embedder.embed_texts, texts)
+
+    async def embed_images(self, images: Sequence[Image.Image]) -> Vectors:
+        return await self._embed(self.embedder.embed_images, images)

@@ -1,0 +1,88 @@
+"""Tiny random CLIP and SigLIP checkpoints (a few hundred KB) for tests of the real loading path.
+
+They are saved with ``save_pretrained`` like any hub checkpoint (config, safetensors weights, tokenizer,
+processor config), so ``HFEmbedder.from_pretrained(path)`` exercises exactly what a real model goes through.
+Weights are random but seeded: the same call gives the same model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
+
+from services.embedding import shapes, vocab
+from services.embedding.hf import AutoImageProcessor, CLIPProcessor, SiglipProcessor
+
+Family = Literal["clip", "siglip"]
+
+IMAGE_SIZE = 32
+_PATCH = 8
+_MAX_TEXT = 16
+_WIDTH = 32
+_CLIP_MEAN, _CLIP_STD = [0.4815, 0.4578, 0.4082], [0.2686, 0.2613, 0.2758]
+
+
+def _corpus() -> list[str]:
+    return [shapes.canonical_caption(c, s) for c in shapes.COLORS for s in shapes.SHAPES]
+
+
+def _tower(**extra: Any) -> dict[str, Any]:
+    return {"hidden_size": _WIDTH, "intermediate_size": 2 * _WIDTH, "num_hidden_layers": 2,
+            "num_attention_heads": 2, **extra}
+
+
+def _image_processor(path: Path, config: dict[str, Any]) -> Any:
+    # Written as a config file and loaded back so transformers picks the class of its own version and
+    # backend (the torchvision or the PIL one), as it will when the checkpoint is loaded for real.
+    (path / "preprocessor_config.json").write_text(json.dumps(config, indent=2))
+    return AutoImageProcessor.from_pretrained(str(path))
+
+
+def _save_clip(path: Path) -> None:
+    tok = vocab.clip_tokenizer(_corpus(), max_length=_MAX_TEXT)
+    text = _tower(vocab_size=len(tok), max_position_embeddings=_MAX_TEXT, bos_token_id=tok.bos_token_id,
+                  eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    config = CLIPConfig(text_config=text, vision_config=_tower(image_size=IMAGE_SIZE, patch_size=_PATCH),
+                        projection_dim=16)
+    CLIPModel(config).save_pretrained(str(path))
+    ip = _image_processor(path, {
+        "image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": IMAGE_SIZE},
+        "crop_size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE}, "do_center_crop": True, "resample": 3,
+        "image_mean": _CLIP_MEAN, "image_std": _CLIP_STD,
+    })
+    CLIPProcessor(image_processor=ip, tokenizer=tok).save_pretrained(str(path))
+
+
+def _save_siglip(path: Path) -> None:
+    tok = vocab.siglip_tokenizer(_corpus(), max_length=_MAX_TEXT)
+    text = _tower(vocab_size=len(tok), max_position_embeddings=_MAX_TEXT, pad_token_id=tok.pad_token_id,
+                  eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id)
+    # transformers 5 logs "bos_token_id must be ... got 49406" while saving: its diff against a DEFAULT
+    # SigLIP config (whose own ids lie outside its vocabulary), not about these ids.
+    config = SiglipConfig(text_config=text, vision_config=_tower(image_size=IMAGE_SIZE, patch_size=_PATCH))
+    SiglipModel(config).save_pretrained(str(path))
+    ip = _image_processor(path, {
+        "image_processor_type": "SiglipImageProcessor", "size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        "resample": 3, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
+    })
+    SiglipProcessor(image_processor=ip, tokenizer=tok).save_pretrained(str(path))
+
+
+def save_tiny_random_model(family: Family, path: str | Path, *, seed: int = 0, processor: bool = True) -> Path:
+    """Build a tiny random ``family`` model and save it, tokenizer and processor included, into ``path``.
+
+    ``processor=False`` leaves out processor_config.json, as older checkpoints do; loaders then fall back
+    to AutoTokenizer + AutoImageProcessor.
+    """
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's RNG
+        torch.manual_seed(seed)
+        {"clip": _save_clip, "siglip": _save_siglip}[family](out)
+    if not processor:
+        (out / "processor_config.json").unlink(missing_ok=True)
+    return out

@@ -1,0 +1,39 @@
+"""Fixtures of the embedding tests: tiny random checkpoints of both families, the shipped shapes model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.config import ModelSettings
+from services.embedding import shapes
+from services.embedding.model import HFEmbedder, load_embedder
+from services.embedding.tiny import save_tiny_random_model
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_random_model("clip", tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_random_model("siglip", tmp_path_factory.mktemp("tiny-siglip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tiny_clip_dir: Path) -> HFEmbedder:
+    return HFEmbedder.from_pretrained(tiny_clip_dir, space="clip", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def shapes_model() -> HFEmbedder:
+    """The shipped model, loaded the way the services load it (default settings, on the CPU)."""
+    return load_embedder(ModelSettings(device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def held_out() -> list[shapes.ShapeSample]:
+    """Fresh validation images (a seed the training never used), 5 of every colour and shape."""
+    return shapes.generate_balanced(5, seed=20_240_601, split="val")

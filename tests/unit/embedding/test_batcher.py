@@ -1,0 +1,158 @@
+"""QueryBatcher rules, driven by an injected clock: no real waiting and no timed assertions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from services.embedding.batcher import QueryBatcher
+from services.embedding.errors import BatcherClosed
+from services.errors import Overloaded
+from tests.unit.embedding.fakeclock import FakeClock, settle
+
+
+class Model:
+    """Stands in for the model call: records each batch, maps word n to a unit vector along axis n.
+
+    ``gate`` holds batches in the "model" until the test opens it.
+    """
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail_with: Exception | None = None
+
+    async def __call__(self, items: list[str]) -> np.ndarray:
+        self.batches.append(list(items))
+        await self.gate.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        return np.eye(64, dtype=np.float32)[[int(i) for i in items]]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def model() -> Model:
+    return Model()
+
+
+@pytest.fixture
+async def batcher(clock: FakeClock, model: Model) -> AsyncIterator[QueryBatcher[str]]:
+    b: QueryBatcher[str] = QueryBatcher(model, max_batch=4, max_wait_s=1.0, queue_max=8, clock=clock,
+                                        sleep=clock.sleep)
+    yield b
+    await b.close()
+
+
+async def submit(batcher: QueryBatcher[str], *items: str) -> list[asyncio.Task[np.ndarray]]:
+    """Callers of ``items``, each queued (at the current fake time) before this returns."""
+    tasks = [asyncio.create_task(batcher.submit(i)) for i in items]
+    await settle()
+    return tasks
+
+
+async def test_a_full_batch_flushes_without_waiting(batcher: QueryBatcher[str], model: Model) -> None:
+    tasks = await submit(batcher, "0", "1", "2", "3")
+    await settle()
+    assert model.batches == [["0", "1", "2", "3"]]
+    for n, task in enumerate(tasks):
+        np.testing.assert_array_equal(await task, np.eye(64, dtype=np.float32)[n])
+
+
+async def test_wait_counts_from_the_first_query_not_the_last(batcher: QueryBatcher[str], model: Model,
+                                                              clock: FakeClock) -> None:
+    first = await submit(batcher, "1")
+    await clock.advance(0.5)
+    second = await submit(batcher, "2")
+    await clock.advance(0.25)
+    assert model.batches == []  # 0.75 s after the first query: still waiting
+    await clock.advance(0.25)  # 1.0 s after the first, 0.5 s after the second
+    assert model.batches == [["1", "2"]]
+    await asyncio.gather(*first, *second)
+
+
+async def test_a_lone_query_waits_max_wait(batcher: QueryBatcher[str], model: Model, clock: FakeClock) -> None:
+    task = await submit(batcher, "5")
+    await clock.advance(0.75)
+    assert model.batches == []
+    await clock.advance(0.25)
+    assert model.batches == [["5"]]
+    assert int(np.argmax(await task[0])) == 5
+
+
+async def test_full_queue_is_refused_at_once(batcher: QueryBatcher[str], model: Model) -> None:
+    model.gate.clear()
+    running = await submit(batcher, "0", "1", "2", "3")  # taken into the running batch
+    await settle()
+    waiting = await submit(batcher, "4", "5", "6", "7")  # formed into the one waiting batch
+    await settle()
+    queued = await submit(batcher, *(str(n) for n in range(8, 16)))  # fills the queue (queue_max 8)
+    await settle()
+    assert batcher.depth == 8
+    with pytest.raises(Overloaded) as info:
+        await batcher.submit("16")
+    assert info.value.retriable and info.value.retry_after > 0
+    model.gate.set()
+    await asyncio.gather(*running, *waiting, *queued)
+
+
+async def test_at_most_one_batch_waits_while_one_runs(batcher: QueryBatcher[str], model: Model,
+                                                      clock: FakeClock) -> None:
+    model.gate.clear()
+    tasks = await submit(batcher, "0", "1", "2", "3")
+    tasks += await submit(batcher, *(str(n) for n in range(4, 12)))
+    await clock.advance(5.0)
+    assert model.batches == [["0", "1", "2", "3"]]  # one batch in the model...
+    assert batcher.depth == 4  # ...one formed and waiting (4-7), the rest still queued
+    model.gate.set()
+    await clock.advance(1.0)
+    assert model.batches == [["0", "1", "2", "3"], ["4", "5", "6", "7"], ["8", "9", "10", "11"]]
+    await asyncio.gather(*tasks)
+
+
+async def test_callers_that_went_away_are_skipped(batcher: QueryBatcher[str], model: Model,
+                                                  clock: FakeClock) -> None:
+    tasks = await submit(batcher, "1", "2", "3")
+    await settle()
+    tasks[1].cancel()
+    await clock.advance(1.0)
+    assert model.batches == [["1", "3"]]
+    await asyncio.gather(tasks[0], tasks[2])
+    assert tasks[1].cancelled()
+
+
+async def test_a_failed_batch_fails_its_callers_and_the_next_batch_runs(batcher: QueryBatcher[str],
+                                                                        model: Model) -> None:
+    model.fail_with = RuntimeError("device lost")
+    tasks = await submit(batcher, "0", "1", "2", "3")
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    model.fail_with = None
+    later = await asyncio.gather(*await submit(batcher, "4", "5", "6", "7"))
+    assert int(np.argmax(later[0])) == 4
+
+
+async def test_close_fails_queued_callers_with_a_retriable_error(batcher: QueryBatcher[str],
+                                                                 model: Model) -> None:
+    pending = await submit(batcher, "1")
+    await settle()
+    await batcher.close()
+    with pytest.raises(BatcherClosed) as info:
+        await pending[0]
+    assert info.value.retriable
+    with pytest.raises(BatcherClosed):
+        await batcher.submit("2")
+    assert model.batches == []
+
+
+def test_bad_limits_are_refused(model: Model) -> None:
+    with pytest.raises(ValueError, match="max_batch"):
+        QueryBatcher(model, max_batch=0, max_wait_s=0.1, queue_max=1)

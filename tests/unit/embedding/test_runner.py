@@ -1,0 +1,85 @@
+"""AsyncEmbedder and InferenceThread: model calls leave the event loop, one thread per device, in chunks."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from services.embedding.batcher import QueryEmbedder
+from services.embedding.model import HFEmbedder, Vectors
+from services.embedding.runner import AsyncEmbedder, InferenceThread
+
+
+class Recording:
+    """The tiny model, noting each call's size and the thread it ran on."""
+
+    def __init__(self, inner: HFEmbedder) -> None:
+        self.inner = inner
+        self.model_id, self.space, self.dim, self.device = inner.model_id, inner.space, inner.dim, "cpu"
+        self.calls: list[tuple[int, str]] = []
+
+    def embed_texts(self, texts: Sequence[str]) -> Vectors:
+        self.calls.append((len(texts), threading.current_thread().name))
+        return self.inner.embed_texts(texts)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> Vectors:
+        self.calls.append((len(images), threading.current_thread().name))
+        return self.inner.embed_images(images)
+
+
+TEXTS = [f"a photo of {n} circles" for n in range(7)]
+
+
+async def test_inputs_are_chunked_and_run_on_the_device_thread(tiny_clip: HFEmbedder) -> None:
+    rec = Recording(tiny_clip)
+    emb = AsyncEmbedder(rec, max_batch=3)
+    vectors = await emb.embed_texts(TEXTS)
+    np.testing.assert_allclose(vectors, tiny_clip.embed_texts(TEXTS), atol=1e-5)
+    assert [n for n, _ in rec.calls] == [3, 3, 1]
+    names = {name for _, name in rec.calls}
+    assert len(names) == 1 and names.pop().startswith(emb.thread.name)
+    assert (emb.model_id, emb.space, emb.dim, emb.device) == (rec.model_id, "clip", rec.dim, "cpu")
+
+
+async def test_images_and_empty_inputs(tiny_clip: HFEmbedder) -> None:
+    emb = AsyncEmbedder(tiny_clip, max_batch=2)
+    images = [Image.new("RGB", (32, 32), c) for c in ("red", "green", "blue")]
+    np.testing.assert_allclose(await emb.embed_images(images), tiny_clip.embed_images(images), atol=1e-5)
+    assert (await emb.embed_texts([])).shape == (0, tiny_clip.dim)
+
+
+def test_one_thread_per_device() -> None:
+    cpu = InferenceThread.for_device("cpu")
+    assert InferenceThread.for_device("cpu") is cpu
+    assert InferenceThread.for_device("cuda:7") is not cpu
+    InferenceThread.for_device("cuda:7").close()
+    assert InferenceThread.for_device("cpu") is cpu
+
+
+async def test_concurrent_callers_share_the_thread(tiny_clip: HFEmbedder) -> None:
+    rec = Recording(tiny_clip)
+    emb = AsyncEmbedder(rec, max_batch=64)
+    results = await asyncio.gather(*(emb.embed_texts([t]) for t in TEXTS))
+    assert len({name for _, name in rec.calls}) == 1
+    np.testing.assert_allclose(np.concatenate(results), tiny_clip.embed_texts(TEXTS), atol=1e-5)
+
+
+async def test_query_embedder_caches_text_vectors(tiny_clip: HFEmbedder) -> None:
+    batches: list[int] = []
+    lookups: list[bool] = []
+    queries = QueryEmbedder(AsyncEmbedder(tiny_clip), max_batch=1, max_wait_s=0.0, queue_max=4, cache_size=2,
+                            on_batch=lambda n, _s: batches.append(n), on_cache=lookups.append)
+    try:
+        first = await queries.embed_text("a red circle")
+        again = await queries.embed_text("a red circle")
+        assert again is first and not again.flags.writeable
+        np.testing.assert_allclose(first, tiny_clip.embed_texts(["a red circle"])[0], atol=1e-5)
+        assert batches == [1] and lookups == [False, True]
+        image = await queries.embed_image(Image.new("RGB", (32, 32), "red"))
+        assert image.shape == (tiny_clip.dim,)
+    finally:
+        await queries.close()
