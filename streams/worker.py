@@ -7,6 +7,7 @@ import logging
 from services.config import WorkerSettings
 from services.embedding.model import load_embedder
 from services.embedding.runner import AsyncEmbedder
+from services.fetch.images import preload_codecs
 from streams.agents import register
 from streams.app import create_app
 
@@ -23,6 +24,7 @@ def run_worker(settings: WorkerSettings) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     # Load the model before joining the consumer group: a slow load must not stall a rebalance.
     embedder = AsyncEmbedder(load_embedder(settings.model), max_batch=settings.model.max_batch)
+    preload_codecs()
     logging.getLogger("xmodal.worker").info(
         "model %s (space %s, %d dims) on %s", embedder.model_id, embedder.space, embedder.dim, embedder.device
     )

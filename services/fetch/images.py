@@ -116,3 +116,9 @@ def _sample_range(mode: str, samples: npt.NDArray[np.float32]) -> tuple[float, f
     if mode == "F" and low >= 0 and high <= 1:
         return 0.0, 1.0
     return low, high  # anything else: stretch its own range
+
+
+def preload_codecs() -> None:
+    """Import Pillow's format plugins now (about 1-2 s, once per process) instead of on the first image."""
+    _formats()
+    Image.new("RGB", (2, 2)).save(io.BytesIO(), format="WEBP")

@@ -18,6 +18,7 @@ from aiohttp import web
 from services.config import GatewaySettings
 from services.embedding.model import Embedder, load_embedder
 from services.fetch.fetcher import Fetcher
+from services.fetch.images import preload_codecs
 from services.gateway.backends import KafkaLink, StoreLink
 from services.gateway.deps import Deps
 from services.gateway.encoder import build_encoder
@@ -73,6 +74,7 @@ async def started_deps(settings: GatewaySettings, embedder: Embedder | None = No
         if embedder is None:
             log.info("loading model %s", settings.model.name)
             embedder = await asyncio.to_thread(load_embedder, settings.model)
+            await asyncio.to_thread(preload_codecs)  # the first image query should not pay for imports
         encoder = await build_encoder(settings, embedder)
         stack.push_async_callback(encoder.close)
         store = StoreLink(AssetStore(settings.weaviate, {embedder.space: embedder.dim}))
