@@ -106,6 +106,11 @@ class LocalStack:
 
     @staticmethod
     def _refuse_foreign(name: str, port: int) -> None:
+        # A process killed a moment ago can hold its port a little longer than its pid: the group leader
+        # turns zombie before the other threads have closed the shared file table.
+        deadline = time.monotonic() + 5.0
+        while port_open("127.0.0.1", port) and time.monotonic() < deadline:
+            time.sleep(0.1)
         if port_open("127.0.0.1", port):
             raise StackError(
                 f"port {port} is taken by a process this stack did not start; stop it, or move {name} "
