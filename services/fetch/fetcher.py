@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
-from types import TracebackType
 
 import aiohttp
 from yarl import URL
@@ -25,6 +24,7 @@ from services.fetch.errors import FetchError
 from services.fetch.files import FileReader
 from services.fetch.guard import HTTP_SCHEMES, AddressGuard, GuardedResolver, is_valid_host
 from services.fetch.inline import decode_base64, decode_data_uri
+from services.lifecycle import AsyncResource
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 NOT_FOUND_STATUSES = frozenset({404, 410})
@@ -35,7 +35,7 @@ _INLINE_THREAD_BYTES = 256 * 1024  # larger data: URIs are decoded off the event
 _HEADERS = {"User-Agent": "xmodal-fetch/0.1", "Accept": "image/*,*/*;q=0.8", "Accept-Encoding": "identity"}
 
 
-class Fetcher:
+class Fetcher(AsyncResource):
     """Fetches content bytes. Use as ``async with Fetcher(settings) as f`` or call start() and close().
 
     http(s): the SSRF guard checks every hop before connecting (redirects are followed here, one checked hop
@@ -75,14 +75,6 @@ class Fetcher:
         if session is not None:
             await session.close()
 
-    async def __aenter__(self) -> Fetcher:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def fetch(self, uri: str) -> bytes:
         """The content ``uri`` points at. Raises :class:`FetchError` (final, with a dead-letter reason)."""

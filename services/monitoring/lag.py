@@ -12,7 +12,6 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -21,6 +20,7 @@ from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaError
 
 from services.config import KafkaSettings
 from services.errors import TransientError
+from services.lifecycle import AsyncResource
 from services.monitoring import metrics
 
 
@@ -72,7 +72,7 @@ class LagSnapshot:
         }
 
 
-class LagReader:
+class LagReader(AsyncResource):
     """Reads end offsets and the group's committed offsets (no group membership of its own)."""
 
     def __init__(self, settings: KafkaSettings) -> None:
@@ -82,14 +82,6 @@ class LagReader:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
         self._tps: list[TopicPartition] = []
 
-    async def __aenter__(self) -> LagReader:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def start(self) -> None:
         try:

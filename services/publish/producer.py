@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -13,6 +12,7 @@ from aiokafka.errors import KafkaError
 from schemas.asset_event import AssetEvent
 from services.config import KafkaSettings
 from services.errors import TransientError
+from services.lifecycle import AsyncResource
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Published:
     offset: int
 
 
-class EventPublisher:
+class EventPublisher(AsyncResource):
     """Key = asset_id, value = the event's JSON; acks=all with idempotence, so a retry never duplicates."""
 
     def __init__(self, settings: KafkaSettings, *, linger_ms: int = 5) -> None:
@@ -32,14 +32,6 @@ class EventPublisher:
             linger_ms=linger_ms, max_request_size=1_048_576, request_timeout_ms=15_000,
         )
 
-    async def __aenter__(self) -> EventPublisher:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def start(self) -> None:
         try:

@@ -13,7 +13,6 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, TypeVar
 
 import weaviate
@@ -26,6 +25,7 @@ from weaviate.exceptions import WeaviateInsertManyAllFailedError
 
 from services.config import WeaviateSettings
 from services.errors import ConfigError
+from services.lifecycle import AsyncResource
 from services.store.errors import InvalidQuery, StoreError, StoreUnavailable, UnknownField, WriteRejected
 from services.store.failures import Call, calling, is_transient_message
 from services.store.models import AssetObject, Hit, SearchQuery, StoredAsset, StoredState, asset_uuid
@@ -64,7 +64,7 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-class AssetStore:
+class AssetStore(AsyncResource):
     """The asset collection. ``spaces`` maps each embedding space (a named vector) to its dimension."""
 
     def __init__(
@@ -117,14 +117,6 @@ class AssetStore:
         if client is not None:
             await client.close()
 
-    async def __aenter__(self) -> AssetStore:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     def _connected(self) -> WeaviateAsyncClient:
         if self._client is None:
