@@ -1,5 +1,9 @@
 """Read-your-writes through the whole system: POST /v1/assets on the gateway, a real worker stores it, and a
-search with consistent_with finds it every time: 200 times, 0 misses, waits reported."""
+search with consistent_with finds it every time: 200 times, 0 misses, waits reported.
+
+Each search bounds its wait at 2 s (``consistency_timeout_s``): "satisfied" every time is the end-to-end
+freshness promise (searchable within 2 s of publishing), checked by the product's own bounded wait rather
+than by timing the test. One warm-up round first: the worker's first fetch after joining its group."""
 
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ async def test_every_published_asset_is_found_by_the_next_search(
 ) -> None:
     client, _ = system
     misses, waits, unsatisfied = [], [], 0
-    for i in range(ROUNDS):
+    for i in range(-1, ROUNDS):  # round -1 warms up and is not counted
         text = f"a photo of a red circle, item {i}"
         event = {"schema_version": 1, "asset_id": f"ryw-{i}", "op": "upsert", "modality": "text", "text": text,
                  "metadata": {"round": i}, "event_time": datetime.now(UTC).isoformat()}
@@ -54,10 +58,13 @@ async def test_every_published_asset_is_found_by_the_next_search(
         t0 = time.perf_counter()
         found = await client.post("/v1/search", json={
             "text": text, "target": "text", "limit": 5, "consistent_with": [where],
+            "consistency_timeout_s": 10.0 if i < 0 else 2.0,
             "filters": {"field": "asset_id", "eq": f"ryw-{i}"},
         })
         body = await found.json()
         assert found.status == 200, body
+        if i < 0:
+            continue
         waits.append(body["consistency"]["waited_ms"])
         unsatisfied += not body["consistency"]["satisfied"]
         if [r["asset_id"] for r in body["results"]] != [f"ryw-{i}"]:
