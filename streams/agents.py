@@ -1,17 +1,17 @@
-"""The ingest agent: noack_take micro-batches, process, ack each event only after its effect is stored.
+"""The ingest agent: Faust's side of the batch protocol (services/ingest/protocol.py).
 
-Never Faust's take(): it acks a batch even when the agent body raised (faust-streaming issue 315). Agent
-concurrency stays 1 (issue 606); scale with partitions and workers.
+It takes micro-batches with ``noack_take`` (never Faust's ``take()``: it acks a batch even when the agent
+body raised, faust-streaming issue 315), hands them to the protocol, and acks each event, then commits,
+when the protocol says the batch's effect is stored. Agent concurrency stays 1 (issue 606); scale with
+partitions and workers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,17 +20,17 @@ from schemas.dead_letter import DeadLetter
 from services.config import WorkerSettings
 from services.embedding.gpu import gpu_stats
 from services.embedding.runner import AsyncEmbedder
-from services.errors import TransientError, XmodalError
+from services.errors import TransientError
 from services.fetch.fetcher import Fetcher
-from services.ingest.pipeline import Committed, IngestPipeline, Prepared
-from services.ingest.records import BatchReport, Record
-from services.monitoring import metrics
+from services.ingest.prepare import Preparer
+from services.ingest.protocol import Backoff, BatchProtocol
+from services.ingest.records import Record
+from services.ingest.write import Writer
 from services.monitoring.exporter import export_loop
 from services.store import AssetStore
 from streams.app import assets_topic, dlq_topic
 
 log = logging.getLogger("xmodal.worker")
-T = TypeVar("T")
 
 
 class FaustDeadLetterSink:
@@ -53,61 +53,6 @@ def to_record(event: Any) -> Record:
                   timestamp_ms=int(m.timestamp * 1000) if m.timestamp else None)
 
 
-async def until_done(what: Callable[[], Awaitable[T]], settings: WorkerSettings, size: int) -> T:
-    """Retry transient failures with exponential backoff; meanwhile nothing new is acked."""
-    delay = settings.batch.retry_backoff_s
-    while True:
-        try:
-            result = await what()
-        except XmodalError as exc:
-            if not exc.retriable:
-                raise
-            metrics.RETRIES.labels(type(exc).__name__).inc()
-            metrics.IN_BACKOFF.set(1)
-            log.warning("transient failure, retrying a batch of %d in %.1fs: %s", size, delay, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, settings.batch.retry_backoff_max_s)
-            continue
-        metrics.IN_BACKOFF.set(0)
-        return result
-
-
-class Committer:
-    """Writes batch N (and acks it) while the agent prepares batch N+1: the model and Weaviate work at once.
-
-    Batches are written and acked strictly in order: the next commit starts only after the previous one
-    finished, and each event is acked only after its batch's write and dead letters are confirmed.
-    """
-
-    def __init__(self, app: faust.App, stream: Any, pipeline: IngestPipeline, settings: WorkerSettings) -> None:
-        self.app, self.stream, self.pipeline, self.settings = app, stream, pipeline, settings
-        self._inflight: asyncio.Task[Committed] | None = None
-
-    async def submit(self, events: list[Any], records: list[Record], prep: Prepared) -> None:
-        if self._inflight is not None:
-            done = await self._inflight
-            self._inflight = None
-            if done.refused & prep.assets:  # prep read states that batch did not manage to write
-                self.pipeline.discard(prep)
-                prep = await until_done(partial(self.pipeline.prepare, records), self.settings, len(records))
-        self._inflight = asyncio.create_task(self._commit(events, prep))
-
-    async def _commit(self, events: list[Any], prep: Prepared) -> Committed:
-        done = await until_done(partial(self.pipeline.commit, prep), self.settings, len(events))
-        t1 = time.perf_counter()
-        for event in events:
-            await self.stream.ack(event)
-        await self.app.consumer.commit()  # the committed offset follows the store closely
-        metrics.STAGE_SECONDS.labels("commit").observe(time.perf_counter() - t1)
-        _count(done.report)
-        return done
-
-    async def drain(self) -> None:
-        if self._inflight is not None:
-            await self._inflight
-            self._inflight = None
-
-
 def register(app: faust.App, settings: WorkerSettings, embedder: AsyncEmbedder) -> None:
     topic, dlq = assets_topic(app, settings), dlq_topic(app, settings)
     # lag (and GPU) gauges refreshed in the background, so /metrics shows them even while idle
@@ -119,26 +64,21 @@ def register(app: faust.App, settings: WorkerSettings, embedder: AsyncEmbedder) 
 
     @app.agent(topic, concurrency=1, name="ingest")
     async def ingest(stream: Any) -> None:
+        async def ack(events: Sequence[Any]) -> None:
+            for event in events:
+                await stream.ack(event)
+            await app.consumer.commit()  # the committed offset follows the store closely
+
         spaces = {embedder.space: embedder.dim}
         async with AssetStore(settings.weaviate, spaces) as store, Fetcher(settings.fetch) as fetcher:
             await store.ensure_collection()
-            pipeline = IngestPipeline(store=store, embedder=embedder, fetcher=fetcher,
-                                      dead_letters=FaustDeadLetterSink(dlq), batch=settings.batch,
-                                      fetch=settings.fetch)
-            committer = Committer(app, stream, pipeline, settings)
+            protocol: BatchProtocol[Any] = BatchProtocol(
+                preparer=Preparer(embedder=embedder, fetcher=fetcher, batch=settings.batch, fetch=settings.fetch),
+                writer=Writer(store=store, dead_letters=FaustDeadLetterSink(dlq), model_id=embedder.model_id),
+                store=store, ack=ack, backoff=Backoff.of(settings.batch),
+            )
             try:
                 async for events in stream.noack_take(settings.batch.max_events, settings.batch.max_wait_s):
-                    records = [to_record(e) for e in events]
-                    prep = await until_done(partial(pipeline.prepare, records), settings, len(records))
-                    await committer.submit(events, records, prep)
+                    await protocol.submit([to_record(e) for e in events], events)
             finally:
-                await committer.drain()
-
-
-def _count(report: BatchReport) -> None:
-    for outcome in ("stored", "deleted", "metadata_only", "stale", "superseded"):
-        n = getattr(report, outcome)
-        if n:
-            metrics.EVENTS.labels(outcome).inc(n)
-    if report.dead_letters:
-        metrics.EVENTS.labels("dead_letter").inc(len(report.dead_letters))
+                await protocol.drain()

@@ -1,12 +1,14 @@
-"""What the pipeline consumes and what it decides, independent of any Kafka client."""
+"""What the pipeline consumes and what it needs from outside, independent of any Kafka client or store."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from schemas.asset_event import AssetEvent
 from schemas.dead_letter import DeadLetter
+from services.store import AssetObject, StoredState, StoreError
 
 
 @dataclass(frozen=True)
@@ -28,29 +30,19 @@ class Parsed:
     record: Record
     event: AssetEvent
 
-    @property
-    def order(self) -> tuple[float, int]:
-        # Later event_time wins; within one event_time the later offset (Kafka order) wins.
-        return (self.event.event_time.timestamp(), self.record.offset)
-
-
-@dataclass
-class BatchReport:
-    """What happened to one micro-batch (for logs, metrics and tests)."""
-
-    stored: int = 0
-    deleted: int = 0
-    metadata_only: int = 0
-    stale: int = 0
-    superseded: int = 0
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    embedded: dict[str, int] = field(default_factory=dict)
-
-    def add(self, outcome: str, n: int = 1) -> None:
-        setattr(self, outcome, getattr(self, outcome) + n)
-
 
 class DeadLetterSink(Protocol):
     """Produces a dead letter and returns only once the broker has confirmed it."""
 
     async def send(self, key: bytes | None, letter: DeadLetter) -> None: ...
+
+
+class IngestStore(Protocol):
+    """The part of services.store.AssetStore the pipeline uses (tests pass an in-memory one)."""
+
+    async def states(self, asset_ids: Sequence[str], *, with_vectors: bool = False) -> dict[str, StoredState]: ...
+
+    async def write(self, upserts: Sequence[AssetObject], deletes: Sequence[str]) -> Mapping[str, StoreError]:
+        """Apply the upserts and deletes; return the assets Weaviate refused (permanent, per object).
+        Raises a retriable error when nothing could be applied (Weaviate down or slow)."""
+        ...

@@ -1,20 +1,20 @@
-"""Stage timings the pipeline cannot take with a stopwatch around an await.
+"""Stage timings of the ingest pipeline, observed into ``xmodal_stage_seconds{stage}``.
 
-``queue_wait`` is the time a batch's oldest record waited in Kafka before the batch started: the part of
-freshness spent queued rather than working. It grows while a backlog drains, so it tells "slow" apart from
-"behind".
-
-Wiring (services/ingest/pipeline.py, first line of ``IngestPipeline.process``)::
-
-    observe_queue_wait(r.timestamp_ms for r in records)
+:func:`timed` is the stopwatch around one awaited stage. ``queue_wait`` is the one a stopwatch cannot take: the
+time a batch's oldest record waited in Kafka before the batch started, the part of freshness spent queued
+rather than working. It grows while a backlog drains, so it tells "slow" apart from "behind". Both are wired
+in services/ingest/prepare.py and services/ingest/protocol.py.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from services.monitoring import metrics
+
+T = TypeVar("T")
 
 
 def observe_queue_wait(timestamps_ms: Iterable[int | None], now: Callable[[], float] = time.time) -> float | None:
@@ -30,3 +30,12 @@ def observe_queue_wait(timestamps_ms: Iterable[int | None], now: Callable[[], fl
     wait = max(0.0, now() - min(stamps) / 1000)
     metrics.STAGE_SECONDS.labels("queue_wait").observe(wait)
     return wait
+
+
+async def timed(stage: str, aw: Awaitable[T]) -> T:
+    """Await ``aw`` and observe how long it took into ``stage`` (also when it raised)."""
+    t0 = time.perf_counter()
+    try:
+        return await aw
+    finally:
+        metrics.STAGE_SECONDS.labels(stage).observe(time.perf_counter() - t0)

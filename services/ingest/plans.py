@@ -1,0 +1,107 @@
+"""The pipeline's decisions as types: what a batch does to each asset, what it dead-letters, what it did.
+
+Preparing a batch turns every asset that has events in it into at most one plan:
+
+- :class:`Upsert`: write this object (its vector computed by the model, or reused when only metadata changed);
+- :class:`Delete`: remove the asset;
+- :class:`Poisoned`: the model failed on the content, also alone; the event is dead-lettered and the stored
+  state stays as it is;
+- no plan at all: every event of the asset was stale or dead-lettered, so the stored state stays.
+
+While the content is loaded but the model has not run yet, an upsert is :class:`Embeddable`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from schemas.dead_letter import DeadLetter, Reason
+from services.ingest.content import Content
+from services.ingest.records import Parsed, Record
+from services.store import StoredState
+
+
+class Outcome(StrEnum):
+    """What happened to one event; the ``outcome`` label of ``xmodal_events_total``."""
+
+    stored = "stored"  # written with a vector the model computed
+    metadata_only = "metadata_only"  # written with the stored vector: same content, same model
+    deleted = "deleted"
+    stale = "stale"  # older (event_time) than the state it met: ignored
+    superseded = "superseded"  # applied, then overwritten by a later event of the same batch
+    dead_letter = "dead_letter"
+
+
+@dataclass(frozen=True)
+class Letter:
+    """A record to dead-letter, with the reason and how many times it was tried before giving up."""
+
+    record: Record
+    reason: Reason
+    error: str
+    attempts: int = 1  # 1: refused on sight; 2: poison (the model failed on it in its batch, then alone)
+
+
+@dataclass(frozen=True)
+class Embeddable:
+    """An upsert whose content is loaded and decoded; the model has not run on it yet."""
+
+    parsed: Parsed
+    content: Content
+    state: StoredState | None  # what the store held before this batch (or a batch not yet committed)
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """An object to write. ``vectors`` holds this model's vector plus other spaces' stored vectors while the
+    content is unchanged (a write replaces the whole object, so dropping them would lose another model's work).
+    """
+
+    parsed: Parsed
+    content: Content
+    vectors: dict[str, list[float]]
+    reused: bool  # the stored vector was kept: a metadata-only update, the model did not run
+
+    @classmethod
+    def of(cls, item: Embeddable, *, space: str, vector: list[float], reused: bool = False) -> Upsert:
+        vectors = {space: vector}
+        if item.state is not None and item.state.content_hash == item.content.content_hash:
+            vectors = {**item.state.vectors, **vectors}
+        return cls(item.parsed, item.content, vectors, reused)
+
+    def expected_state(self, model_id: str) -> StoredState:
+        """The state this write leaves in the store (what a batch prepared meanwhile must read)."""
+        ev = self.parsed.event
+        return StoredState(asset_id=ev.asset_id, event_time=ev.event_time, content_hash=self.content.content_hash,
+                           model_id=model_id, vectors=self.vectors)
+
+
+@dataclass(frozen=True)
+class Delete:
+    parsed: Parsed
+
+
+@dataclass(frozen=True)
+class Poisoned:
+    """The model failed on this upsert's content even alone: dead-lettered; nothing is written."""
+
+    parsed: Parsed
+    error: str
+
+
+Plan = Upsert | Delete | Poisoned
+
+
+@dataclass
+class BatchReport:
+    """What happened to one micro-batch (for logs, metrics and tests)."""
+
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    embedded: Counter[str] = field(default_factory=Counter)  # modality -> inputs the model ran on
+
+    def add(self, outcome: Outcome, n: int = 1) -> None:
+        if n:
+            self.outcomes[outcome] += n

@@ -1,0 +1,95 @@
+"""Committing a prepared batch: write its plans to the store, then produce its dead letters.
+
+Both steps may be retried after a transient failure (services.ingest.protocol does): :class:`Progress`
+remembers what is already confirmed, so a retry never writes a confirmed batch again and never sends a
+confirmed dead letter twice. Writes are idempotent anyway (uuid5 ids, replace semantics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from schemas.dead_letter import DeadLetter, Reason
+from services.ingest.plans import Delete, Letter, Outcome, Upsert
+from services.ingest.prepare import Prepared
+from services.ingest.records import DeadLetterSink, IngestStore
+from services.monitoring import metrics
+from services.monitoring.timing import timed
+from services.store import AssetObject
+
+
+@dataclass
+class Progress:
+    """What of one batch's commit is confirmed."""
+
+    written: bool = False
+    refused: frozenset[str] = frozenset()  # assets whose write the store refused (now dead letters)
+    sent: set[int] = field(default_factory=set)  # indexes into Prepared.letters confirmed by the broker
+
+
+class Writer:
+    def __init__(self, *, store: IngestStore, dead_letters: DeadLetterSink, model_id: str,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.store = store
+        self.dead_letters = dead_letters
+        self.model_id = model_id
+        self.now = now
+
+    async def commit(self, prep: Prepared, progress: Progress) -> None:
+        """Write (once), then send every letter not yet confirmed. Raises retriable errors as they come."""
+        if not progress.written:
+            progress.refused = await timed("upsert", self._write(prep))
+            progress.written = True
+        await timed("dead_letter", self._send_letters(prep, progress))
+
+    async def _write(self, prep: Prepared) -> frozenset[str]:
+        indexed_at = self.now()
+        upserts = {p.parsed.event.asset_id: p for p in prep.plans if isinstance(p, Upsert)}
+        deletes = [p.parsed.event.asset_id for p in prep.plans if isinstance(p, Delete)]
+        if not upserts and not deletes:
+            return frozenset()
+        objects = [self._object(plan, indexed_at) for plan in upserts.values()]
+        failed = await self.store.write(objects, deletes)
+        records = {p.parsed.event.asset_id: p.parsed.record for p in prep.plans}
+        for asset_id, error in failed.items():
+            prep.letters.append(Letter(records[asset_id], Reason.invalid_event, str(error)))
+        for asset_id, plan in upserts.items():
+            if asset_id in failed:
+                continue
+            prep.report.add(Outcome.metadata_only if plan.reused else Outcome.stored)
+            ts = plan.parsed.record.timestamp_ms
+            if ts is not None:
+                metrics.FRESHNESS.observe(max(0.0, indexed_at.timestamp() - ts / 1000))
+        prep.report.add(Outcome.deleted, sum(1 for a in deletes if a not in failed))
+        return frozenset(failed)
+
+    def _object(self, plan: Upsert, indexed_at: datetime) -> AssetObject:
+        ev, rec = plan.parsed.event, plan.parsed.record
+        return AssetObject(
+            asset_id=ev.asset_id, modality=str(ev.modality), text=plan.content.text, uri=ev.uri,
+            metadata=dict(ev.metadata), content_hash=plan.content.content_hash, model_id=self.model_id,
+            event_time=ev.event_time, source_partition=rec.partition, source_offset=rec.offset,
+            vectors=plan.vectors, thumbnail=plan.content.thumbnail, indexed_at=indexed_at,
+        )
+
+    async def _send_letters(self, prep: Prepared, progress: Progress) -> None:
+        async def send(i: int, letter: Letter) -> None:
+            rec = letter.record
+            built = DeadLetter.build(reason=letter.reason, error=letter.error, value=rec.value or b"",
+                                     attempts=letter.attempts, topic=rec.topic, partition=rec.partition,
+                                     offset=rec.offset)
+            await self.dead_letters.send(rec.key, built)
+            progress.sent.add(i)  # a retry of the batch sends only what is not confirmed yet
+            metrics.DEAD_LETTERS.labels(built.reason.value).inc()
+            prep.report.dead_letters.append(built)
+            prep.report.add(Outcome.dead_letter)
+
+        todo = [(i, letter) for i, letter in enumerate(prep.letters) if i not in progress.sent]
+        results = await asyncio.gather(*(send(i, letter) for i, letter in todo), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+
