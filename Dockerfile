@@ -7,6 +7,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY schemas ./schemas
 COPY services ./services
 COPY streams ./streams
+COPY cli ./cli
 RUN pip install -c constraints.txt . && useradd -r -u 10001 xmodal
 USER xmodal
 # Overridden per service in docker-compose.yml.

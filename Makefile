@@ -3,8 +3,8 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-# `python -m` from the repo root runs this checkout even when another clone set up the shared venv last
-XMODAL := $(PY) -m streams
+# ./xmodal runs `python -m cli` from this checkout, even when another clone set up the shared venv last
+XMODAL := ./xmodal
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -27,14 +27,15 @@ status: ## health of the local stack
 demo: up ## run xmodal locally: stack + worker + gateway, publish the shapes sample set, offline
 	@$(XMODAL) demo
 
-lint: setup ## ruff + mypy (strict) on our packages
-	@$(VENV)/bin/ruff check schemas services streams tests bench
+lint: setup ## ruff, mypy (strict) and the import contracts (import-linter, see pyproject.toml)
+	@$(VENV)/bin/ruff check schemas services streams cli tests bench
 	@$(VENV)/bin/mypy
+	@$(VENV)/bin/lint-imports --no-cache
 
 test: lint install-stack ## setup + lint + real Kafka/Weaviate + unit, integration and e2e tests
 	@$(PY) -m pytest tests
 
-bench: up ## throughput and freshness benchmarks (table + bench/results.json)
+bench: up ## throughput and freshness benchmarks (a table + bench/results/latest.json)
 	@$(PY) -m bench.run
 
 clean-stack: down ## delete the local stack's data (topics, collections); caches are kept

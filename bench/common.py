@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.asset_event import AssetEvent
-from services.embedding.shapes import canonical_caption, generate
-from services.localstack.lanes import Lane
+from services.embedding.shapes.world import canonical_caption, generate
 from services.monitoring.lag import LagReader
 from services.publish import EventPublisher
+from tests.harness.lanes import Lane
 
 
 def sample_events(n: int, *, seed: int) -> list[AssetEvent]:

@@ -24,8 +24,8 @@ from typing import Any
 from bench.common import freshness_quantiles, histogram, percentile, publish_at_rate, sample_events
 from services.config import WorkerSettings
 from services.localstack import LocalStack
-from services.localstack.lanes import Lane, WorkerProcess, wait_stored
 from services.publish import EventPublisher
+from tests.harness.lanes import Lane, WorkerProcess, wait_stored
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -16,9 +16,9 @@ from aiokafka import AIOKafkaConsumer
 
 from services.config import WorkerSettings
 from services.embedding.model import load_embedder
-from services.localstack.lanes import Lane
 from services.publish import EventPublisher
 from services.store import AssetObject, AssetStore
+from tests.harness.lanes import Lane
 
 
 async def run_sink(lane: Lane, n: int) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""xmodal services: embedding, fetching, storage, gateway, monitoring and the local stack.
+"""xmodal services: the ingest pipeline, embedding, fetching, storage, gateway, monitoring, publishing and the
+local stack.
 
-Dependencies point inward: services import schemas, never streams.
+Dependencies point inward: services import schemas, never streams or the CLI (cli/).
 """

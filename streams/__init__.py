@@ -1,1 +1,2 @@
-"""The Faust application: topics, the ingest agent and the `xmodal` CLI. The only package that imports faust."""
+"""The Faust application: the app and its topics (app.py), the ingest agent (agents.py) and the worker that
+runs them (worker.py). The only package that imports faust; the `xmodal` command line lives in cli/."""

@@ -24,7 +24,7 @@ from services.embedding.hf import AutoImageProcessor, AutoProcessor
 
 Vectors = npt.NDArray[np.float32]
 
-SHAPES_MODEL_DIR = Path(__file__).parent / "shapes_clip"
+SHAPES_MODEL_DIR = Path(__file__).parent / "shapes" / "clip"
 
 # Families trained on text padded to a fixed length: their text tower pools the last position, so the
 # transformers docs call them with padding="max_length" ("as that's how the model was trained").
@@ -136,13 +136,9 @@ def load_preprocessor(source: str | Path, model: PreTrainedModel) -> _Preprocess
 class HFEmbedder:
     """An `Embedder` over a transformers dual encoder. Not thread-safe: use it from one thread.
 
-    >>> import tempfile
-    >>> from services.embedding.tiny import save_tiny_random_model
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     emb = HFEmbedder.from_pretrained(save_tiny_random_model("clip", tmp), space="clip", device="cpu")
-    >>> vectors = emb.embed_texts(["a red circle", "a blue square"])
-    >>> vectors.shape == (2, emb.dim), vectors.dtype.name
-    (True, 'float32')
+    ``HFEmbedder.from_pretrained(hub_id_or_dir, space="clip", device="cpu").embed_texts(["a red circle"])``
+    gives a (1, dim) float32 row of unit length; tests/unit/embedding/test_model.py runs this on tiny random
+    CLIP and SigLIP checkpoints.
     """
 
     def __init__(self, model: PreTrainedModel, preprocessor: _Preprocessor, *, model_id: str, space: str,
@@ -231,7 +227,7 @@ def builtin_model_dir() -> Path:
     if not (SHAPES_MODEL_DIR / "config.json").is_file():
         raise ModelLoadError(
             f"the shipped model {BUILTIN_MODEL!r} is missing from {SHAPES_MODEL_DIR}; rebuild it with "
-            f"`python -m services.embedding.train_shapes --out {SHAPES_MODEL_DIR}` or set XMODAL_MODEL__NAME."
+            f"`python -m services.embedding.shapes.train --out {SHAPES_MODEL_DIR}` or set XMODAL_MODEL__NAME."
         )
     return SHAPES_MODEL_DIR
 

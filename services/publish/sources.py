@@ -1,9 +1,8 @@
-"""Where `xmodal publish` gets events: a JSONL file, a folder of images and texts, or the shapes sample set."""
+"""Where `xmodal publish` gets events from: a JSONL file or a folder of images and texts."""
 
 from __future__ import annotations
 
 import base64
-import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -54,29 +53,3 @@ def from_folder(root: Path, *, now: datetime | None = None) -> Iterator[AssetEve
         else:
             yield AssetEvent.model_validate({**common, "modality": "image", "uri": path.resolve().as_uri()})
 
-
-def shapes_sample(per_class: int = 4, *, seed: int = 2026, now: datetime | None = None) -> list[AssetEvent]:
-    """The demo catalogue: per_class images of each of the 24 colour/shape pairs plus one text each.
-
-    Every asset carries metadata color, shape, category (= shape) and split, so filters can use them.
-    """
-    from services.embedding.shapes import COLORS, SHAPES, canonical_caption, generate_balanced
-
-    when = now or datetime.now(UTC)
-    events = []
-    for i, s in enumerate(generate_balanced(per_class, seed=seed, split="val")):
-        buf = io.BytesIO()
-        s.image.save(buf, format="PNG")
-        events.append(AssetEvent.model_validate({
-            "schema_version": 1, "asset_id": f"shape-{s.color}-{s.shape}-{i:04d}", "op": "upsert",
-            "modality": "image", "data": base64.b64encode(buf.getvalue()).decode(), "event_time": when,
-            "metadata": {"color": s.color, "shape": s.shape, "category": s.shape, "split": s.split},
-        }))
-    for color in COLORS:
-        for shape in SHAPES:
-            events.append(AssetEvent.model_validate({
-                "schema_version": 1, "asset_id": f"text-{color}-{shape}", "op": "upsert", "modality": "text",
-                "text": canonical_caption(color, shape), "event_time": when,
-                "metadata": {"color": color, "shape": shape, "category": shape, "split": "val"},
-            }))
-    return events

@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.config import GatewaySettings
 from services.gateway.server import create_app, started_deps
-from services.localstack.lanes import Lane, WorkerProcess
 from services.store import AssetStore
+from tests.harness.lanes import Lane, WorkerProcess
 
 pytestmark = pytest.mark.e2e
 ROUNDS = 200

@@ -20,12 +20,12 @@ import weaviate
 from playwright.async_api import Browser, FilePayload, Page, async_playwright
 
 from services.config import GatewaySettings, ModelSettings
-from services.embedding import shapes
 from services.embedding.model import load_embedder
-from services.gateway.sample import index_shapes_sample
+from services.embedding.shapes import world
 from services.gateway.server import create_app, serving, started_deps
 from services.localstack import LocalStack
 from services.store import AssetStore
+from tests.harness.catalogue import index_shapes_sample
 
 pytestmark = pytest.mark.e2e
 
@@ -88,7 +88,7 @@ def screenshot_dir(tmp_path: Path) -> Path:
 
 def png(color: str, shape: str, seed: int = 77) -> bytes:
     buf = io.BytesIO()
-    shapes.draw_image(random.Random(seed), color, shape).save(buf, "PNG")
+    world.draw_image(random.Random(seed), color, shape).save(buf, "PNG")
     return buf.getvalue()
 
 

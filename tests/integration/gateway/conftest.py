@@ -2,7 +2,7 @@
 app in front of it (a test client, or a real port for schemathesis).
 
 The sample is embedded with the shipped model and written through AssetStore directly (the Kafka -> worker
-pipeline is tested elsewhere); see services.gateway.sample. Each test module gets its own collection,
+pipeline is tested elsewhere); see tests.harness.catalogue. Each test module gets its own collection,
 topic and consumer group, all removed afterwards.
 """
 
@@ -21,11 +21,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from services.config import GatewaySettings, ModelSettings
 from services.embedding.model import HFEmbedder, load_embedder
-from services.gateway.sample import SAMPLE_PARTITIONS, index_shapes_sample
 from services.gateway.server import create_app, started_deps
 from services.localstack import LocalStack
 from services.localstack.kafka import ensure_topics
 from services.store import AssetStore
+from tests.harness.catalogue import SAMPLE_PARTITIONS, index_shapes_sample
 
 Client = TestClient[web.Request, web.Application]
 AppFactory = Callable[[GatewaySettings], AbstractAsyncContextManager[web.Application]]

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from services.embedding import shapes
+from services.embedding.shapes import world
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ Body = dict[str, Any]
 
 def png(color: str, shape: str, seed: int = 4242) -> bytes:
     buf = io.BytesIO()
-    shapes.draw_image(random.Random(seed), color, shape).save(buf, "PNG")
+    world.draw_image(random.Random(seed), color, shape).save(buf, "PNG")
     return buf.getvalue()
 
 

@@ -14,8 +14,8 @@ import pytest
 from services.monitoring.lag import LagReader
 from services.publish import EventPublisher
 from services.store import AssetStore
+from tests.harness.lanes import Lane, WorkerProcess, wait_stored
 from tests.integration.ingest.scenario import Scenario, upsert
-from tests.integration.worker_proc import Lane, WorkerProcess, wait_stored
 
 pytestmark = pytest.mark.integration
 N_EVENTS = 2000

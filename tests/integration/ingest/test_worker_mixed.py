@@ -13,8 +13,8 @@ from services.config import WorkerSettings
 from services.embedding.model import load_embedder
 from services.publish import EventPublisher
 from services.store import AssetStore
+from tests.harness.lanes import Lane, WorkerProcess, read_dead_letters, wait_stored
 from tests.integration.ingest.scenario import mixed
-from tests.integration.worker_proc import Lane, WorkerProcess, read_dead_letters, wait_stored
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.harness.lanes import Lane
 from tests.integration.monitoring.helpers import remove_lane
-from tests.integration.worker_proc import Lane
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaError
 
 from schemas.asset_event import AssetEvent
 from services.store import AssetStore
-from tests.integration.worker_proc import Lane, WorkerProcess
+from tests.harness.lanes import Lane, WorkerProcess
 
 T0 = datetime(2026, 11, 27, 9, tzinfo=UTC)
 

@@ -11,11 +11,11 @@ import subprocess
 import pytest
 from prometheus_client import REGISTRY
 
-from services.localstack.lanes import XMODAL, with_root
+from cli.invoke import XMODAL, with_root
 from services.monitoring.lag import LagReader
 from services.publish import EventPublisher
+from tests.harness.lanes import Lane, WorkerProcess, wait_stored
 from tests.integration.monitoring.helpers import eventually, labelled, text_events
-from tests.integration.worker_proc import Lane, WorkerProcess, wait_stored
 
 pytestmark = pytest.mark.integration
 N = 40

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from services.config import ModelSettings
-from services.embedding import shapes
 from services.embedding.model import HFEmbedder, load_embedder
-from services.embedding.tiny import save_tiny_random_model
+from services.embedding.shapes import world
+from tests.harness.tiny_models import save_tiny_random_model
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +34,6 @@ def shapes_model() -> HFEmbedder:
 
 
 @pytest.fixture(scope="session")
-def held_out() -> list[shapes.ShapeSample]:
+def held_out() -> list[world.ShapeSample]:
     """Fresh validation images (a seed the training never used), 5 of every colour and shape."""
-    return shapes.generate_balanced(5, seed=20_240_601, split="val")
+    return world.generate_balanced(5, seed=20_240_601, split="val")

@@ -21,8 +21,8 @@ from services.embedding.model import (
     resolve_device,
     resolve_dtype,
 )
-from services.embedding.tiny import save_tiny_random_model
 from services.errors import ConfigError
+from tests.harness.tiny_models import save_tiny_random_model
 
 TEXTS = ["a red circle", "a photo of a blue square", "something shaped like a star", "x"]
 

@@ -1,4 +1,4 @@
-"""What `xmodal publish` reads: JSONL files, folders of images and texts, the shapes sample set."""
+"""What `xmodal publish` reads: JSONL files and folders of images and texts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from services.errors import ConfigError
-from services.publish.sources import INLINE_LIMIT, from_folder, from_jsonl, shapes_sample
+from services.publish.sources import INLINE_LIMIT, from_folder, from_jsonl
 
 
 def test_jsonl_reports_the_bad_line(tmp_path: Path) -> None:
@@ -38,11 +38,3 @@ def test_folder_inlines_small_images_and_links_large_ones(tmp_path: Path) -> Non
     assert events["big.bmp"].uri == big.resolve().as_uri()
     assert events["about.txt"].text == "red running shoes"
 
-
-def test_shapes_sample_carries_filterable_metadata() -> None:
-    events = shapes_sample(per_class=1)
-    images = [e for e in events if e.modality is not None and e.modality.value == "image"]
-    texts = [e for e in events if e.text is not None]
-    assert len(images) == len(texts) == 24
-    assert {tuple(sorted(e.metadata)) for e in events} == {("category", "color", "shape", "split")}
-    assert len({e.asset_id for e in events}) == len(events)

@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from services.config import KafkaSettings
-from services.monitoring.lag import ConsumeRate, LagReader, LagSnapshot
+if TYPE_CHECKING:
+    from cli.command import Subparsers
+    from services.config import KafkaSettings
+    from services.monitoring.lag import LagSnapshot
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser(
+        "lag", help="per-partition lag of the worker group (table, --watch, --json)",
+        description="Reads the end offsets of the `assets` topic and the worker group's committed offsets "
+        "from Kafka (XMODAL_KAFKA__TOPIC, XMODAL_KAFKA__GROUP_ID). Because the worker commits only after "
+        "storing, lag = events not yet searchable. Also prints the consume rate and the time to drain.",
+    )
+    p.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    p.add_argument("--json", action="store_true", help="print one JSON document (for scripts)")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between --watch refreshes (default 2)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from services.config import WorkerSettings
+
+    return asyncio.run(show_lag(WorkerSettings().kafka, watch=args.watch, as_json=args.json,
+                                interval_s=args.interval))
 
 
 def render(snap: LagSnapshot, rate: float | None) -> str:
@@ -24,6 +48,8 @@ def render(snap: LagSnapshot, rate: float | None) -> str:
 
 
 async def show_lag(kafka: KafkaSettings, *, watch: bool, as_json: bool, interval_s: float) -> int:
+    from services.monitoring.lag import ConsumeRate, LagReader
+
     async with LagReader(kafka) as reader:
         prev = await reader.snapshot()
         rate = None

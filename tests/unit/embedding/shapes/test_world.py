@@ -7,13 +7,13 @@ import random
 import numpy as np
 import pytest
 
-from services.embedding import shapes
+from services.embedding.shapes import world
 
 
 def test_same_seed_same_samples_other_split_other_samples() -> None:
-    a = shapes.generate(6, seed=3, split="train")
-    b = shapes.generate(6, seed=3, split="train")
-    val = shapes.generate(6, seed=3, split="val")
+    a = world.generate(6, seed=3, split="train")
+    b = world.generate(6, seed=3, split="train")
+    val = world.generate(6, seed=3, split="val")
     assert [(s.color, s.shape, s.caption) for s in a] == [(s.color, s.shape, s.caption) for s in b]
     assert all(np.array_equal(np.asarray(x.image), np.asarray(y.image)) for x, y in zip(a, b, strict=True))
     assert not any(np.array_equal(np.asarray(x.image), np.asarray(y.image)) for x, y in zip(a, val, strict=True))
@@ -21,18 +21,18 @@ def test_same_seed_same_samples_other_split_other_samples() -> None:
 
 
 def test_balanced_set_has_every_colour_and_shape() -> None:
-    samples = shapes.generate_balanced(2, seed=0, split="val")
-    assert len(samples) == 2 * len(shapes.COLORS) * len(shapes.SHAPES)
-    assert {(s.color, s.shape) for s in samples} == {(c, s) for c in shapes.COLORS for s in shapes.SHAPES}
-    assert {"red", "green", "blue", "yellow"} <= set(shapes.COLORS)
-    assert {"circle", "square", "triangle", "star"} <= set(shapes.SHAPES)
+    samples = world.generate_balanced(2, seed=0, split="val")
+    assert len(samples) == 2 * len(world.COLORS) * len(world.SHAPES)
+    assert {(s.color, s.shape) for s in samples} == {(c, s) for c in world.COLORS for s in world.SHAPES}
+    assert {"red", "green", "blue", "yellow"} <= set(world.COLORS)
+    assert {"circle", "square", "triangle", "star"} <= set(world.SHAPES)
 
 
 def test_images_are_rgb_of_the_fixed_size_and_show_their_colour() -> None:
-    for s in shapes.generate(20, seed=5, split="val"):
-        assert s.image.mode == "RGB" and s.image.size == (shapes.IMAGE_SIZE, shapes.IMAGE_SIZE)
+    for s in world.generate(20, seed=5, split="val"):
+        assert s.image.mode == "RGB" and s.image.size == (world.IMAGE_SIZE, world.IMAGE_SIZE)
         pixels = np.asarray(s.image, dtype=np.float32).reshape(-1, 3)
-        target = np.array(shapes.COLORS[s.color], dtype=np.float32)
+        target = np.array(world.COLORS[s.color], dtype=np.float32)
         # a good share of the pixels (the shape) sits near the named colour
         assert np.mean(np.linalg.norm(pixels - target, axis=1) < 60) > 0.03
 
@@ -40,12 +40,12 @@ def test_images_are_rgb_of_the_fixed_size_and_show_their_colour() -> None:
 def test_captions_name_only_true_attributes() -> None:
     rng = random.Random(0)
     for _ in range(200):
-        text, color, shape = shapes.random_caption(rng, "orange", "star")
+        text, color, shape = world.random_caption(rng, "orange", "star")
         assert color in (None, "orange") and shape in (None, "star") and (color or shape)
         assert (color is None or color in text) and (shape is None or shape in text)
         assert "a orange" not in text
-    assert shapes.canonical_caption("red", "circle") == "a photo of a red circle"
-    assert shapes.canonical_caption("orange", "star") == "a photo of an orange star"
+    assert world.canonical_caption("red", "circle") == "a photo of a red circle"
+    assert world.canonical_caption("orange", "star") == "a photo of an orange star"
 
 
 @pytest.mark.parametrize(("text_color", "text_shape", "expected"), [
@@ -53,9 +53,9 @@ def test_captions_name_only_true_attributes() -> None:
     ("green", None, False), ("red", "square", False), (None, "star", False),
 ])
 def test_describes(text_color: str | None, text_shape: str | None, expected: bool) -> None:
-    assert shapes.describes(text_color, text_shape, "red", "circle") is expected
+    assert world.describes(text_color, text_shape, "red", "circle") is expected
 
 
 def test_unknown_shape_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown shape"):
-        shapes.draw_image(random.Random(0), "red", "hexagon")
+        world.draw_image(random.Random(0), "red", "hexagon")

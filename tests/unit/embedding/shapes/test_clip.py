@@ -1,7 +1,7 @@
 """The SHIPPED shapes model, loaded through load_embedder(ModelSettings()), on freshly generated images.
 
 The held-out images come from a seed and split the training never used. Thresholds sit a little below what
-the shipped model scores (see services/embedding/shapes_clip/training.json), so they catch a broken model
+the shipped model scores (see services/embedding/shapes/clip/training.json), so they catch a broken model
 or broken loading, not noise.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.embedding import shapes, shapes_eval
 from services.embedding.model import HFEmbedder
+from services.embedding.shapes import quality, world
 
 
 @pytest.fixture(scope="module")
-def gallery(shapes_model: HFEmbedder, held_out: list[shapes.ShapeSample]) -> tuple[np.ndarray, np.ndarray]:
+def gallery(shapes_model: HFEmbedder, held_out: list[world.ShapeSample]) -> tuple[np.ndarray, np.ndarray]:
     vectors = shapes_model.embed_images([s.image for s in held_out])
     labels = np.array([f"{s.color} {s.shape}" for s in held_out])
     return vectors, labels
@@ -36,7 +36,7 @@ def test_text_query_ranks_its_class_first(shapes_model: HFEmbedder, gallery: tup
 
 
 def test_single_attribute_queries_find_that_attribute(shapes_model: HFEmbedder,
-                                                      held_out: list[shapes.ShapeSample],
+                                                      held_out: list[world.ShapeSample],
                                                       gallery: tuple[np.ndarray, np.ndarray]) -> None:
     vectors, _ = gallery
     for word, attr in [("green", "color"), ("purple", "color"), ("a circle", "shape"), ("a star", "shape")]:
@@ -59,13 +59,13 @@ def test_image_plus_colour_word_moves_to_that_colour(shapes_model: HFEmbedder,
     vectors, labels = gallery
     green = shapes_model.embed_texts(["green"])[0]
     for i in np.flatnonzero(labels == "red circle"):
-        scores = vectors @ shapes_eval.compose(vectors[i], green)
+        scores = vectors @ quality.compose(vectors[i], green)
         assert scores[labels == "green circle"].mean() > scores[labels == "red circle"].mean()
         assert labels[np.argmax(scores)] == "green circle"
 
 
-def test_recall_at_1_on_held_out_images(shapes_model: HFEmbedder, held_out: list[shapes.ShapeSample]) -> None:
-    report = shapes_eval.evaluate(shapes_model, held_out)
+def test_recall_at_1_on_held_out_images(shapes_model: HFEmbedder, held_out: list[world.ShapeSample]) -> None:
+    report = quality.evaluate(shapes_model, held_out)
     assert report.image_to_text_r1 >= 0.9
     assert report.text_to_image_r1 >= 0.95
     assert report.composed_ok >= 0.9

@@ -9,7 +9,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -18,19 +17,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from cli.invoke import XMODAL, with_root
+from cli.publish import targets_of
 from services.config import KafkaSettings, WeaviateSettings
 from services.localstack.kafka import ensure_topics
 from services.monitoring.lag import LagReader
 from services.publish import Published
-
-# `python -m streams` from this checkout (not the console script): the virtual environment is shared
-# between clones, so its `xmodal` may point at another checkout's code.
-ROOT = Path(__file__).resolve().parents[2]
-XMODAL = [sys.executable, "-m", "streams"]
-
-
-def with_root(env: dict[str, str]) -> dict[str, str]:
-    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))}
 
 
 def free_port() -> int:
@@ -137,9 +129,7 @@ class WorkerProcess:
 
 
 async def wait_stored(lane: Lane, published: list[Published], timeout_s: float = 120) -> float:
-    targets: dict[int, int] = {}
-    for p in published:
-        targets[p.partition] = max(targets.get(p.partition, -1), p.offset)
+    targets = targets_of(published)
     async with LagReader(lane.kafka) as reader:
         ok, waited = await reader.wait_committed(targets, timeout_s=timeout_s)
     assert ok, f"the worker did not commit past {targets} within {timeout_s}s"

@@ -2,31 +2,53 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from services.config import GatewaySettings, StackSettings, WorkerSettings
-from services.errors import ConfigError
-from services.localstack import LocalStack
-from services.localstack.lanes import XMODAL, with_root
-from services.localstack.process import port_open, read_pid, spawn, stop, wait_until
+from cli.invoke import XMODAL, with_root
+
+if TYPE_CHECKING:
+    from cli.command import Subparsers
 
 QUERIES = ("a photo of a red circle", "a photo of a yellow star", "something blue")
+PER_CLASS = 4  # 24 classes: 96 images and 24 texts
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo", help="worker + gateway in the background, publish the shapes sample, show what is searchable",
+        description="Expects the local stack up (make up). Starts the worker and the gateway as background "
+        "processes (logs in ~/.local/state/xmodal/demo), publishes the shapes sample set, waits until it is "
+        "indexed and prints sample searches. Runs offline with the shipped shapes model. A second run "
+        "reuses the processes already running. --stop stops the worker and the gateway.",
+    )
+    p.add_argument("--stop", action="store_true", help="stop the demo's worker and gateway instead")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return stop_demo() if args.stop else run_demo()
 
 
 def _demo_dir() -> Path:
+    from services.config import StackSettings
+
     d = StackSettings().state_dir.parent / "demo"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
-def _start(name: str, ready: Any, timeout_s: float) -> None:
+def _start(name: str, ready: Callable[[], bool], timeout_s: float) -> None:
+    from services.localstack.process import read_pid, spawn, stop, wait_until
+
     d = _demo_dir()
     pid_file, log_file = d / f"{name}.pid", d / f"{name}.log"
     if read_pid(pid_file) is not None and ready():
@@ -48,6 +70,13 @@ def _http_ok(url: str) -> bool:
 
 
 def run_demo() -> int:
+    from cli.publish import publish_events
+    from cli.samples import shapes_sample
+    from services.config import GatewaySettings, WorkerSettings
+    from services.errors import ConfigError
+    from services.localstack import LocalStack
+    from services.localstack.process import port_open
+
     stack = LocalStack()
     if not stack.healthy():
         raise ConfigError("the local stack is not up: run `make up` (or `make demo`, which does it)")
@@ -57,12 +86,11 @@ def run_demo() -> int:
     base = f"http://{g.host}:{g.port}"
     _start("gateway", lambda: _http_ok(f"{base}/readyz"), 180)
 
-    print("==> publishing the shapes sample set (96 images, 24 texts) and waiting until it is searchable")
-    from streams.publishing import publish_source
-
-    args = type("Args", (), {"sample": "shapes", "per_class": 4, "source": None, "wait": True,
-                             "timeout": 300.0})()
-    rc = asyncio.run(publish_source(args, w.kafka))
+    events = shapes_sample(PER_CLASS)
+    texts = sum(e.text is not None for e in events)
+    print(f"==> publishing the shapes sample set ({len(events) - texts} images, {texts} texts) and waiting "
+          "until it is searchable")
+    rc = asyncio.run(publish_events(events, w.kafka, wait_timeout_s=300.0))
     if rc != 0:
         return rc
     print("==> sample searches (text -> image)")
@@ -79,12 +107,14 @@ xmodal is running.
   status page     {base}/status
   search API      curl '{base}/v1/search?q=a+photo+of+a+green+triangle&target=image&limit=3'
   worker metrics  http://{w.web_host}:{w.web_port}/metrics
-  stream lag      .venv/bin/xmodal lag
+  stream lag      ./xmodal lag
 Stop everything with `make down`.""")
     return 0
 
 
 def stop_demo() -> int:
+    from services.localstack.process import stop
+
     d = _demo_dir()
     stopped = [name for name in ("gateway", "worker") if stop(d / f"{name}.pid")]
     print("stopped:", ", ".join(stopped) if stopped else "no demo process was running")

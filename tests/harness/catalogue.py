@@ -12,10 +12,10 @@ import base64
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from cli.samples import shapes_sample
 from schemas.asset_event import AssetEvent
 from services.embedding.model import Embedder
 from services.ingest.content import content_hash, prepare
-from services.publish.sources import shapes_sample
 from services.store.models import AssetObject
 from services.store.store import AssetStore
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from services.embedding import vocab
+from services.embedding.shapes import vocab
 
 CORPUS = ["a photo of a red circle", "something green", "a blue square", "yellow star"]
 

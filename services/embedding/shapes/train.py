@@ -1,4 +1,4 @@
-"""Train the shipped "shapes" CLIP: ``python -m services.embedding.train_shapes --out <dir>``.
+"""Train the shipped "shapes" CLIP: ``python -m services.embedding.shapes.train [--out <dir>]``.
 
 A small CLIPModel learns coloured shapes from generated images and captions with a contrastive loss, on the
 CPU, seeded and with deterministic algorithms, so the same torch on the same machine gives the same
@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
-from services.embedding import shapes, shapes_eval, vocab
 from services.embedding.hf import AutoImageProcessor, CLIPProcessor
 from services.embedding.model import SHAPES_MODEL_DIR, HFEmbedder, pooled_features
+from services.embedding.shapes import quality, vocab, world
 
 _CLIP_MEAN, _CLIP_STD = [0.4815, 0.4578, 0.4082], [0.2686, 0.2613, 0.2758]
 
@@ -67,12 +67,12 @@ class Captions:
 
 def all_captions() -> Captions:
     named: dict[str, tuple[str | None, str | None]] = {}
-    for c in shapes.COLORS:
-        for s in shapes.SHAPES:
-            named.update({shapes.caption(t, c, s): (c, s) for t in shapes.FULL_TEMPLATES})
-        named.update({shapes.caption(t, c, None): (c, None) for t in shapes.COLOR_TEMPLATES})
-    for s in shapes.SHAPES:
-        named.update({shapes.caption(t, None, s): (None, s) for t in shapes.SHAPE_TEMPLATES})
+    for c in world.COLORS:
+        for s in world.SHAPES:
+            named.update({world.caption(t, c, s): (c, s) for t in world.FULL_TEMPLATES})
+        named.update({world.caption(t, c, None): (c, None) for t in world.COLOR_TEMPLATES})
+    for s in world.SHAPES:
+        named.update({world.caption(t, None, s): (None, s) for t in world.SHAPE_TEMPLATES})
     texts = sorted(named)
     return Captions(texts, [named[t][0] for t in texts], [named[t][1] for t in texts],
                     {t: i for i, t in enumerate(texts)})
@@ -104,7 +104,7 @@ class Batches:
     """Training batches: pre-processed images, a fresh random caption per image and step, random flips."""
 
     def __init__(self, cfg: TrainConfig, processor: Any, captions: Captions) -> None:
-        samples = shapes.generate(cfg.train_images, seed=cfg.seed, split="train")
+        samples = world.generate(cfg.train_images, seed=cfg.seed, split="train")
         self.pixels: torch.Tensor = processor(images=[s.image for s in samples],
                                               return_tensors="pt")["pixel_values"]
         self.colors = [s.color for s in samples]
@@ -124,10 +124,10 @@ class Batches:
         rows = self.rng.sample(range(len(self.colors)), self.size)
         # Each caption once: the text tower runs on fewer rows, and a caption drawn for several images
         # is one column whose targets are all the images it is true of.
-        picks = sorted({self.captions.index[shapes.random_caption(self.rng, self.colors[r], self.shapes[r])[0]]
+        picks = sorted({self.captions.index[world.random_caption(self.rng, self.colors[r], self.shapes[r])[0]]
                         for r in rows})
         match = torch.tensor([
-            [shapes.describes(self.captions.colors[p], self.captions.shapes[p], self.colors[r], self.shapes[r])
+            [world.describes(self.captions.colors[p], self.captions.shapes[p], self.colors[r], self.shapes[r])
              for p in picks]
             for r in rows
         ], dtype=torch.float32)
@@ -200,7 +200,7 @@ def run(cfg: TrainConfig, out: Path) -> dict[str, Any]:
     started = time.monotonic()
     with deterministic(cfg.seed, cfg.threads):
         captions = all_captions()
-        tokenizer = vocab.clip_tokenizer(captions.texts + list(shapes.COLORS) + list(shapes.SHAPES),
+        tokenizer = vocab.clip_tokenizer(captions.texts + list(world.COLORS) + list(world.SHAPES),
                                          max_length=cfg.max_text)
         processor = build_processor(cfg, tokenizer, out)
         model = build_model(cfg, tokenizer)
@@ -210,8 +210,8 @@ def run(cfg: TrainConfig, out: Path) -> dict[str, Any]:
     for saved in out.iterdir():
         saved.chmod(0o644)  # save_pretrained leaves the weights owner-only; package data must be readable
     seconds = time.monotonic() - started
-    held_out = shapes.generate_balanced(cfg.eval_per_class, seed=cfg.eval_seed, split="val")
-    report = shapes_eval.evaluate(HFEmbedder.from_pretrained(out, space="clip", device="cpu"), held_out)
+    held_out = world.generate_balanced(cfg.eval_per_class, seed=cfg.eval_seed, split="val")
+    report = quality.evaluate(HFEmbedder.from_pretrained(out, space="clip", device="cpu"), held_out)
     summary = {"config": asdict(cfg), "held_out": report.as_dict()}
     (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     return {**summary, "train_seconds": round(seconds, 1)}

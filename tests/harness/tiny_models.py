@@ -14,8 +14,8 @@ from typing import Any, Literal
 import torch
 from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 
-from services.embedding import shapes, vocab
 from services.embedding.hf import AutoImageProcessor, CLIPProcessor, SiglipProcessor
+from services.embedding.shapes import vocab, world
 
 Family = Literal["clip", "siglip"]
 
@@ -27,7 +27,7 @@ _CLIP_MEAN, _CLIP_STD = [0.4815, 0.4578, 0.4082], [0.2686, 0.2613, 0.2758]
 
 
 def _corpus() -> list[str]:
-    return [shapes.canonical_caption(c, s) for c in shapes.COLORS for s in shapes.SHAPES]
+    return [world.canonical_caption(c, s) for c in world.COLORS for s in world.SHAPES]
 
 
 def _tower(**extra: Any) -> dict[str, Any]:

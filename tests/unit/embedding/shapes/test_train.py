@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from services.embedding import shapes
 from services.embedding.hf import AutoProcessor
 from services.embedding.model import HFEmbedder
-from services.embedding.train_shapes import TrainConfig, all_captions, run
+from services.embedding.shapes import world
+from services.embedding.shapes.train import TrainConfig, all_captions, run
 
 TOY = TrainConfig(train_images=48, steps=2, batch_size=16, warmup_steps=1, eval_per_class=2)
 
@@ -31,6 +31,6 @@ def test_toy_training_saves_a_loadable_reproducible_model(tmp_path: Path) -> Non
 
 def test_every_generated_caption_is_known_with_its_attributes() -> None:
     captions = all_captions()
-    for s in shapes.generate(50, seed=9, split="train"):
+    for s in world.generate(50, seed=9, split="train"):
         i = captions.index[s.caption]
-        assert shapes.describes(captions.colors[i], captions.shapes[i], s.color, s.shape)
+        assert world.describes(captions.colors[i], captions.shapes[i], s.color, s.shape)

@@ -1,4 +1,4 @@
-"""Retrieval quality of a model on held-out shapes images: what `train_shapes` prints and the tests check.
+"""Retrieval quality of a model on held-out shapes images: what train.py prints and the tests check.
 
 Queries are class-level: the text of a class is its canonical caption ("a photo of a red circle"), and a
 hit is an image of the same colour and shape.
@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from services.embedding import shapes
 from services.embedding.model import Embedder, Vectors
+from services.embedding.shapes import world
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ShapesReport:
 
 
 def classes() -> list[tuple[str, str]]:
-    return [(c, s) for c in shapes.COLORS for s in shapes.SHAPES]
+    return [(c, s) for c in world.COLORS for s in world.SHAPES]
 
 
 def compose(image_vector: Vectors, text_vector: Vectors, weight: float = 0.5) -> Vectors:
@@ -44,7 +44,7 @@ def _composed_ok(vectors: Vectors, labels: list[tuple[str, str]], color_vectors:
     for i, (color, shape) in enumerate(labels):
         source = label_arr == f"{color}/{shape}"
         source[i] = False  # the query image itself would always win
-        for other in shapes.COLORS:
+        for other in world.COLORS:
             target = label_arr == f"{other}/{shape}"
             if other == color or not target.any() or not source.any():
                 continue
@@ -53,12 +53,12 @@ def _composed_ok(vectors: Vectors, labels: list[tuple[str, str]], color_vectors:
     return float(np.mean(outcomes)) if outcomes else 0.0
 
 
-def evaluate(embedder: Embedder, samples: list[shapes.ShapeSample]) -> ShapesReport:
+def evaluate(embedder: Embedder, samples: list[world.ShapeSample]) -> ShapesReport:
     """Class-level retrieval metrics of ``embedder`` on ``samples`` (use held-out ones)."""
     labels = [(s.color, s.shape) for s in samples]
     vectors = embedder.embed_images([s.image for s in samples])
     names = classes()
-    texts = embedder.embed_texts([shapes.canonical_caption(c, s) for c, s in names])
+    texts = embedder.embed_texts([world.canonical_caption(c, s) for c, s in names])
     label_idx = np.array([names.index(lab) for lab in labels])
 
     i2t = float(np.mean((vectors @ texts.T).argmax(axis=1) == label_idx))
@@ -69,5 +69,5 @@ def evaluate(embedder: Embedder, samples: list[shapes.ShapeSample]) -> ShapesRep
     sims = vectors @ vectors.T
     np.fill_diagonal(sims, -np.inf)
     i2i = float(np.mean(label_idx[sims.argmax(axis=1)] == label_idx))
-    color_vectors = dict(zip(shapes.COLORS, embedder.embed_texts(list(shapes.COLORS)), strict=True))
+    color_vectors = dict(zip(world.COLORS, embedder.embed_texts(list(world.COLORS)), strict=True))
     return ShapesReport(i2t, t2i, p10, i2i, _composed_ok(vectors, labels, color_vectors))
