@@ -1,4 +1,4 @@
-"""Query batching for the gateway, in the manner of text-embeddings-inference's router.
+"""Query batching, in the manner of text-embeddings-inference's router: a small actor in front of a model.
 
 Concurrent searches each need one embedding; a forward pass over 32 queries costs about as much as over
 one, so single queries are queued and embedded together:
@@ -8,37 +8,57 @@ one, so single queries are queued and embedded together:
   queued (the wait is never restarted by later arrivals, so one query waits at most ``max_wait_s``);
 - while one batch runs in the model, at most one more is formed and waits; the rest stay queued;
 - callers that went away (their await was cancelled) are dropped before their batch runs;
-- time comes from an injected clock and sleep, so tests drive it without real waiting.
+- time comes from an injected clock and sleep, so tests drive it without real waiting;
+- a `BatchObserver` hears what happens (queue depth, each batch's size and queue waits, inference time,
+  refusals and model errors), which is where metrics are counted.
 
-`QueryEmbedder` puts the text and image batchers and an LRU cache of text vectors behind two calls.
+The batcher knows nothing of models, caches or metrics: it calls the ``embed`` function it is given once
+per batch, with at most ``max_batch`` items (the only place that limit is applied on the query path).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
-from services.config import GatewaySettings
 from services.embedding.errors import BatcherClosed
-from services.embedding.runner import AsyncEmbedder
 from services.errors import Overloaded
 
 T = TypeVar("T")
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
 Vector = npt.NDArray[np.float32]
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 EmbedBatch = Callable[[list[T]], Awaitable[npt.NDArray[np.float32]]]
-BatchHook = Callable[[int, float], None]  # (batch size, seconds in the model)
+
+
+class BatchObserver:
+    """What a batcher reports as it works; this base ignores it all, subclasses count it.
+
+    Every hook runs on the event loop, inside the batcher: it must be cheap and must not raise. Times are
+    on the batcher's injected clock.
+    """
+
+    def queue_depth(self, depth: int) -> None:
+        """The queue now holds ``depth`` queries (a formed batch waiting for the model is not counted)."""
+
+    def batch_started(self, waited_s: Sequence[float]) -> None:
+        """A batch of ``len(waited_s)`` queries goes into the model; each waited that long since `submit`."""
+
+    def batch_done(self, size: int, seconds: float) -> None:
+        """A batch of ``size`` came back from the model after ``seconds`` (failed batches do not count)."""
+
+    def overloaded(self) -> None:
+        """One query was refused because the queue was full."""
+
+    def model_error(self, queries: int) -> None:
+        """The model raised; the error went to the ``queries`` callers of the batch still waiting."""
 
 
 @dataclass
@@ -49,18 +69,18 @@ class _Pending(Generic[T]):
 
 
 class QueryBatcher(Generic[T]):
-    """Micro-batches single queries into model calls; see the module docstring for the rules."""
+    """Micro-batches single queries into calls of ``embed``; see the module docstring for the rules."""
 
     def __init__(self, embed: EmbedBatch[T], *, max_batch: int, max_wait_s: float, queue_max: int,
                  clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep, retry_after_s: float = 1.0,
-                 on_batch: BatchHook | None = None) -> None:
+                 observer: BatchObserver | None = None) -> None:
         if max_batch < 1 or queue_max < 1 or max_wait_s < 0:
             raise ValueError("max_batch and queue_max must be >= 1 and max_wait_s >= 0")
         self._embed = embed
         self.max_batch, self.max_wait_s, self.queue_max = max_batch, max_wait_s, queue_max
         self._clock, self._sleep = clock, sleep
         self._retry_after_s = retry_after_s
-        self._on_batch = on_batch
+        self._observer = observer or BatchObserver()
         self._queue: deque[_Pending[T]] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -68,7 +88,7 @@ class QueryBatcher(Generic[T]):
 
     @property
     def depth(self) -> int:
-        """Queries queued and not yet in a batch (for a queue-depth gauge)."""
+        """Queries queued and not yet in a batch."""
         return len(self._queue)
 
     async def submit(self, item: T) -> Vector:
@@ -76,14 +96,20 @@ class QueryBatcher(Generic[T]):
         if self._closed:
             raise BatcherClosed("the query batcher is closed")
         if len(self._queue) >= self.queue_max:
+            self._observer.overloaded()
             raise Overloaded(f"{self.queue_max} queries already queued", retry_after=self._retry_after_s)
         future: asyncio.Future[Vector] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(item, self._clock(), future))
+        self._depth_changed()
         self._wakeup.set()
         if self._task is None or self._task.done():  # first use, or the loop it ran on is gone
             self._task = asyncio.create_task(self._run(), name="xmodal-query-batcher")
         # Cancelling the caller cancels this future too, which is how the batcher sees it went away.
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._wakeup.set()  # drop it now: a caller gone must not hold a place in the queue
+            raise
 
     async def close(self) -> None:
         """Stop batching; queued and waiting callers get `BatcherClosed` (a retriable error)."""
@@ -93,6 +119,10 @@ class QueryBatcher(Generic[T]):
             await asyncio.gather(self._task, return_exceptions=True)
         self._fail(list(self._queue), BatcherClosed("the query batcher closed"))
         self._queue.clear()
+        self._depth_changed()
+
+    def _depth_changed(self) -> None:
+        self._observer.queue_depth(len(self._queue))
 
     async def _run(self) -> None:
         running: asyncio.Task[None] | None = None
@@ -112,6 +142,7 @@ class QueryBatcher(Generic[T]):
     def _drop_gone(self) -> None:
         if any(p.future.done() for p in self._queue):
             self._queue = deque(p for p in self._queue if not p.future.done())
+            self._depth_changed()
 
     async def _next_batch(self) -> list[_Pending[T]]:
         while True:
@@ -125,7 +156,9 @@ class QueryBatcher(Generic[T]):
                 await self._wait(remaining)
                 self._drop_gone()
             if self._queue:
-                return [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+                batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+                self._depth_changed()
+                return batch
 
     async def _wait(self, seconds: float) -> None:
         """Until a query arrives or ``seconds`` pass on the injected clock, whichever is first."""
@@ -140,6 +173,7 @@ class QueryBatcher(Generic[T]):
 
     async def _execute(self, batch: list[_Pending[T]]) -> None:
         started = self._clock()
+        self._observer.batch_started([started - p.queued_at for p in batch])
         try:
             vectors = await self._embed([p.item for p in batch])
             if len(vectors) != len(batch):
@@ -148,104 +182,19 @@ class QueryBatcher(Generic[T]):
             self._fail(batch, BatcherClosed("the query batcher closed"))
             raise
         except Exception as exc:  # noqa: BLE001 -- not swallowed: every caller of the batch gets it
-            self._fail(batch, exc)
+            self._observer.model_error(self._fail(batch, exc))
             return
-        if self._on_batch is not None:
-            self._on_batch(len(batch), self._clock() - started)
+        self._observer.batch_done(len(batch), self._clock() - started)
         for pending, vector in zip(batch, vectors, strict=False):  # lengths checked above
             if not pending.future.done():
                 pending.future.set_result(vector.copy())
 
     @staticmethod
-    def _fail(batch: list[_Pending[T]], exc: BaseException) -> None:
+    def _fail(batch: list[_Pending[T]], exc: BaseException) -> int:
+        """Hand ``exc`` to the callers of ``batch`` still waiting; how many there were."""
+        failed = 0
         for pending in batch:
             if not pending.future.done():
                 pending.future.set_exception(exc)
-
-
-class LruCache(Generic[K, V]):
-    """A bounded mapping that forgets the least recently used entry; ``maxsize`` 0 caches nothing.
-
-    >>> cache: LruCache[str, int] = LruCache(2)
-    >>> cache.put("a", 1); cache.put("b", 2); _ = cache.get("a"); cache.put("c", 3)
-    >>> cache.get("b") is None, cache.get("a"), len(cache)
-    (True, 1, 2)
-    """
-
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self._data: OrderedDict[K, V] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def get(self, key: K) -> V | None:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        if self.maxsize <= 0:
-            return
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.maxsize:
-            self._data.popitem(last=False)
-
-
-class QueryEmbedder:
-    """The gateway's query side: cached, batched text queries and batched image queries."""
-
-    def __init__(self, embedder: AsyncEmbedder, *, max_batch: int, max_wait_s: float, queue_max: int,
-                 cache_size: int, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
-                 on_batch: BatchHook | None = None, on_cache: Callable[[bool], None] | None = None) -> None:
-        self.embedder = embedder
-
-        def batcher(embed: EmbedBatch[T]) -> QueryBatcher[T]:
-            return QueryBatcher(embed, max_batch=max_batch, max_wait_s=max_wait_s, queue_max=queue_max,
-                                clock=clock, sleep=sleep, on_batch=on_batch)
-
-        self.texts: QueryBatcher[str] = batcher(embedder.embed_texts)
-        self.images: QueryBatcher[Image.Image] = batcher(embedder.embed_images)
-        self.cache: LruCache[str, Vector] = LruCache(cache_size)
-        self._on_cache = on_cache
-
-    @classmethod
-    def from_settings(cls, embedder: AsyncEmbedder, settings: GatewaySettings,
-                      on_batch: BatchHook | None = None,
-                      on_cache: Callable[[bool], None] | None = None) -> QueryEmbedder:
-        return cls(embedder, max_batch=settings.query_batch_max, max_wait_s=settings.query_batch_wait_s,
-                   queue_max=settings.query_queue_max, cache_size=settings.query_cache_size,
-                   on_batch=on_batch, on_cache=on_cache)
-
-    @property
-    def model_id(self) -> str:
-        return self.embedder.model_id
-
-    @property
-    def space(self) -> str:
-        return self.embedder.space
-
-    @property
-    def dim(self) -> int:
-        return self.embedder.dim
-
-    async def embed_text(self, text: str) -> Vector:
-        """The (read-only) vector of a text query, from the cache when it was asked before."""
-        cached = self.cache.get(text)
-        if self._on_cache is not None:
-            self._on_cache(cached is not None)
-        if cached is not None:
-            return cached
-        vector = await self.texts.submit(text)
-        vector.flags.writeable = False  # shared by every later hit: nobody may change it
-        self.cache.put(text, vector)
-        return vector
-
-    async def embed_image(self, image: Image.Image) -> Vector:
-        return await self.images.submit(image)
-
-    async def close(self) -> None:
-        await self.texts.close()
-        await self.images.close()
+                failed += 1
+        return failed

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from services.config import ModelSettings
-from services.embedding.model import Embedder, Vectors, load_embedder
+from services.embedding.model import Embedder, Vectors
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -71,6 +71,9 @@ class AsyncEmbedder:
 
     Chunks are separate thread calls, so a large request does not hold the device while a small one waits
     for all of it; results keep the input order.
+
+    The worker's pipeline embeds through this. The gateway's queries do not: its QueryBatcher already
+    packs them up to the batch limit and calls `InferenceThread.run` itself.
     """
 
     def __init__(self, embedder: Embedder, *, max_batch: int = ModelSettings.model_fields["max_batch"].default,
@@ -80,11 +83,6 @@ class AsyncEmbedder:
         self.embedder = embedder
         self.max_batch = max_batch
         self.thread = thread or InferenceThread.for_device(embedder.device)
-
-    @classmethod
-    def load(cls, settings: ModelSettings) -> AsyncEmbedder:
-        """Load the configured model (blocking: call it at startup, or through asyncio.to_thread)."""
-        return cls(load_embedder(settings), max_batch=settings.max_batch)
 
     @property
     def model_id(self) -> str:

@@ -1,7 +1,8 @@
-"""What the gateway needs from the rest of xmodal, as small protocols, and the bundle handed to create_app.
+"""What the gateway needs from the rest of xmodal, and the bundle handed to create_app.
 
-The protocols name only what the handlers call, so the app is built the same way in production
-(server.build_deps) and in tests, with real objects: a real model, a real AssetStore, a real Fetcher.
+The protocols name only what the handlers call of parts outside the gateway, so the app is built the same
+way in production (server.started_deps) and in tests, with real objects: a real model behind the gateway's
+own QueryEncoder, a real AssetStore, a real Fetcher, a real StatusCollector (or none).
 """
 
 from __future__ import annotations
@@ -10,26 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from PIL import Image
-
 from schemas.asset_event import AssetEvent
 from services.fetch.fetcher import Fetcher
+from services.gateway.encoder import QueryEncoder
+from services.monitoring.status import StatusCollector
 from services.publish.producer import Published
 from services.store.models import Hit, SearchQuery, StoredAsset
-
-
-class QueryEncoder(Protocol):
-    """Query text / image -> one unit vector of the model's space (batched and cached behind this)."""
-
-    @property
-    def model_id(self) -> str: ...
-
-    @property
-    def space(self) -> str: ...
-
-    async def encode_text(self, text: str) -> list[float]: ...
-
-    async def encode_image(self, image: Image.Image) -> list[float]: ...
 
 
 class SearchStore(Protocol):
@@ -77,7 +64,11 @@ class Reranker(Protocol):
 
 @dataclass
 class Deps:
-    """Everything create_app wires into the handlers. The caller starts and closes them."""
+    """Everything create_app wires into the handlers. The caller starts and closes them.
+
+    ``status`` feeds /v1/status; without one the status page says it is not configured (create_app never
+    makes one: a collector samples Kafka and the workers, which only a deployment should do).
+    """
 
     encoder: QueryEncoder
     store: SearchStore
@@ -85,3 +76,4 @@ class Deps:
     events: EventSink | None = None
     offsets: OffsetWaiter | None = None
     reranker: Reranker | None = None
+    status: StatusCollector | None = None

@@ -1,53 +1,166 @@
-"""Query embedding for the gateway: the worker's model code, behind the embedding package's QueryEmbedder
-(micro-batched concurrent queries, an LRU cache of text-query vectors, 429 when its queue is full).
+"""Query embedding for the gateway: a query text or image -> one vector of the model's space.
 
-This module only adapts it to the :class:`~services.gateway.deps.QueryEncoder` protocol and counts the
-cache lookups in ``xmodal_query_cache_total{result="hit"|"miss"}``.
+The query path, two layers between a handler and the model::
+
+    handler -> QueryEncoder (cache, metrics) -> QueryBatcher (one per modality) -> InferenceThread -> Embedder
+
+Text vectors are kept in an LRU cache (the same query comes back: paging, shared links, the page's
+examples). Misses and images are micro-batched by the embedding package's generic QueryBatcher, which calls
+the model on its device's inference thread with at most ``query_batch_max`` inputs per call.
+
+Exported (services.monitoring.metrics): ``xmodal_query_cache_total{result}``;
+``xmodal_query_queue_depth``, ``xmodal_query_batch_size``, ``xmodal_query_queue_seconds`` and
+``xmodal_query_inference_seconds``, each by ``modality`` (text, image); ``xmodal_query_failures_total{cause}``
+with cause overloaded (queue full, answered 429), model_error (the model raised) and timeout (the request's
+deadline passed while its query was queued or in the model).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from typing import Generic, Literal, TypeVar
+
 from PIL import Image
 
 from services.config import GatewaySettings
-from services.embedding.batcher import QueryEmbedder
+from services.embedding.batcher import BatchObserver, Clock, EmbedBatch, QueryBatcher, Sleep, Vector
 from services.embedding.model import Embedder
-from services.embedding.runner import AsyncEmbedder
+from services.embedding.runner import InferenceThread
+from services.gateway.deadline import deadline_passed
 from services.monitoring import metrics
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+T = TypeVar("T")
+Modality = Literal["text", "image"]
+FailureCause = Literal["overloaded", "model_error", "timeout"]
+FAILURE_CAUSES: tuple[FailureCause, ...] = ("overloaded", "model_error", "timeout")
 
-def _count_cache(hit: bool) -> None:
-    metrics.QUERY_CACHE.labels("hit" if hit else "miss").inc()
+
+class LruCache(Generic[K, V]):
+    """A bounded mapping that forgets the least recently used entry; ``maxsize`` 0 caches nothing.
+
+    >>> cache: LruCache[str, int] = LruCache(2)
+    >>> cache.put("a", 1); cache.put("b", 2); _ = cache.get("a"); cache.put("c", 3)
+    >>> cache.get("b") is None, cache.get("a"), len(cache)
+    (True, 1, 2)
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[K, V] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: K) -> V | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        if self.maxsize <= 0:
+            return
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.maxsize:
+            self._data.popitem(last=False)
 
 
-class BatchedEncoder:
-    """A QueryEncoder over QueryEmbedder; vectors come back as plain lists for the store."""
+def count_failure(cause: FailureCause, queries: int = 1) -> None:
+    metrics.QUERY_FAILURES.labels(cause).inc(queries)
 
-    def __init__(self, queries: QueryEmbedder) -> None:
-        self.queries = queries
 
-    @property
-    def model_id(self) -> str:
-        return self.queries.model_id
+class ExportedBatcher(BatchObserver):
+    """One batcher's figures, as the xmodal_query_* series of its modality."""
 
-    @property
-    def space(self) -> str:
-        return self.queries.space
+    def __init__(self, modality: Modality) -> None:
+        self._depth = metrics.QUERY_QUEUE_DEPTH.labels(modality)
+        self._size = metrics.QUERY_BATCH_SIZE.labels(modality)
+        self._queued = metrics.QUERY_QUEUE_SECONDS.labels(modality)
+        self._inference = metrics.QUERY_INFERENCE_SECONDS.labels(modality)
+
+    def queue_depth(self, depth: int) -> None:
+        self._depth.set(depth)
+
+    def batch_started(self, waited_s: Sequence[float]) -> None:
+        self._size.observe(len(waited_s))
+        for seconds in waited_s:
+            self._queued.observe(seconds)
+
+    def batch_done(self, size: int, seconds: float) -> None:
+        self._inference.observe(seconds)
+
+    def overloaded(self) -> None:
+        count_failure("overloaded")
+
+    def model_error(self, queries: int) -> None:
+        count_failure("model_error", queries)
+
+
+class QueryEncoder:
+    """The gateway's query embedding: cached text queries, batched text and image queries, their metrics.
+
+    ``model_id`` and ``space`` say which model and embedding space answer (responses and store queries
+    name them). Vectors come back as plain lists, a fresh one per call, as the store takes them.
+    """
+
+    def __init__(self, embedder: Embedder, *, max_batch: int, max_wait_s: float, queue_max: int,
+                 cache_size: int, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+        self.model_id: str = embedder.model_id
+        self.space: str = embedder.space
+        device = InferenceThread.for_device(embedder.device)
+
+        async def embed_texts(batch: list[str]) -> Vector:
+            return await device.run(embedder.embed_texts, batch)
+
+        async def embed_images(batch: list[Image.Image]) -> Vector:
+            return await device.run(embedder.embed_images, batch)
+
+        def batcher(embed: EmbedBatch[T], modality: Modality) -> QueryBatcher[T]:
+            return QueryBatcher(embed, max_batch=max_batch, max_wait_s=max_wait_s, queue_max=queue_max,
+                                clock=clock, sleep=sleep, observer=ExportedBatcher(modality))
+
+        self.texts: QueryBatcher[str] = batcher(embed_texts, "text")
+        self.images: QueryBatcher[Image.Image] = batcher(embed_images, "image")
+        self.cache: LruCache[str, Vector] = LruCache(cache_size)
+        for cause in FAILURE_CAUSES:
+            metrics.QUERY_FAILURES.labels(cause)  # exported from 0, so rates and alerts see every cause
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings, embedder: Embedder) -> QueryEncoder:
+        return cls(embedder, max_batch=settings.query_batch_max, max_wait_s=settings.query_batch_wait_s,
+                   queue_max=settings.query_queue_max, cache_size=settings.query_cache_size)
 
     async def encode_text(self, text: str) -> list[float]:
-        vector: list[float] = (await self.queries.embed_text(text)).tolist()
-        return vector
+        """The vector of a text query, from the cache when it was asked before."""
+        vector = self.cache.get(text)
+        metrics.QUERY_CACHE.labels("miss" if vector is None else "hit").inc()
+        if vector is None:
+            vector = await _submit(self.texts, text)
+            self.cache.put(text, vector)
+        as_list: list[float] = vector.tolist()
+        return as_list
 
     async def encode_image(self, image: Image.Image) -> list[float]:
-        vector: list[float] = (await self.queries.embed_image(image)).tolist()
-        return vector
+        as_list: list[float] = (await _submit(self.images, image)).tolist()
+        return as_list
 
     async def close(self) -> None:
-        await self.queries.close()
+        await self.texts.close()
+        await self.images.close()
 
 
-async def build_encoder(settings: GatewaySettings, embedder: Embedder) -> BatchedEncoder:
-    """The encoder of the gateway: ``embedder`` on its device's inference thread, batched and cached as
-    settings.query_* say."""
-    runner = AsyncEmbedder(embedder, max_batch=settings.query_batch_max)
-    return BatchedEncoder(QueryEmbedder.from_settings(runner, settings, on_cache=_count_cache))
+async def _submit(batcher: QueryBatcher[T], item: T) -> Vector:
+    try:
+        return await batcher.submit(item)
+    except asyncio.CancelledError:
+        # Seen here, where the query was waiting (queued or in the model) when the deadline fired;
+        # a shutdown or a caller gone for another reason is not a timeout.
+        if deadline_passed():
+            count_failure("timeout")
+        raise

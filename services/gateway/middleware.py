@@ -19,15 +19,18 @@ from pydantic import SecretStr
 
 from services.config import GatewaySettings
 from services.errors import Overloaded
+from services.gateway import status_page
+from services.gateway.deadline import request_deadline
 from services.gateway.errors import Classified, PayloadTooLarge, Unauthorized, classify
-from services.monitoring import metrics, status_routes
+from services.monitoring import metrics
 
 log = logging.getLogger(__name__)
 
-#: Routes anyone may call, with or without an API key: probes, metrics, the API description, the page.
+#: Routes anyone may call, with or without an API key: probes, metrics, the API description, the pages
+#: and their assets (the search page's and the status page's are both under /static/).
 OPEN_PATHS = (frozenset({"/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/favicon.ico"})
-              | status_routes.OPEN_PATHS)
-OPEN_PREFIXES = ("/static/", *status_routes.OPEN_PREFIXES)
+              | status_page.OPEN_PATHS)
+OPEN_PREFIXES = ("/static/",)
 #: Route names whose requests count against the concurrency limit (the ones that embed, search or publish).
 LIMITED_ROUTES = frozenset({"search", "search_get", "search_upload", "publish"})
 
@@ -126,7 +129,7 @@ async def _guarded(request: web.Request, handler: Handler, settings: GatewaySett
     if length is not None and length > settings.max_body_bytes:
         metrics.REJECTED.labels("too_large").inc()
         raise PayloadTooLarge(f"request body of {length} bytes; the limit is {settings.max_body_bytes}")
-    async with asyncio.timeout(settings.request_timeout_s):
+    async with request_deadline(settings.request_timeout_s):  # the query encoder counts what it cuts short
         return await handler(request)
 
 

@@ -163,8 +163,9 @@ def _paths(n: dict[str, str], secured: bool) -> dict[str, Any]:
                                tags=["ops"])},
         "/v1/status": {"get": _op(
             "The figures behind the status page: recent time series of lag, freshness, throughput, dead letters.",
-            {"200": _json({"type": "object"}, "Status snapshot.")}, op_id="status", tags=["ops"],
-            secured=secured)},
+            {"200": _json({"type": "object"}, "Status snapshot."),
+             "404": _json(_ref("ErrorResponse"), "This gateway collects no status figures (not_configured).")},
+            op_id="status", tags=["ops"], secured=secured)},
         "/v1/search": {
             "post": _op("Search by text, image or asset (more like this), optionally composed and filtered.",
                         {**ok_search, **search_errors}, op_id="search", tags=["search"], body=json_body,

@@ -1,7 +1,7 @@
 """A validated search request -> query vector -> store search -> response body.
 
 Image inputs go through the same guarded Fetcher and decoder as the worker's; query vectors come from the
-same model code (behind :class:`~services.gateway.deps.QueryEncoder`).
+same model code (through :class:`~services.gateway.encoder.QueryEncoder`).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from services.fetch.fetcher import Fetcher
 from services.fetch.images import preload_codecs
 from services.gateway.backends import KafkaLink, StoreLink
 from services.gateway.deps import Deps
-from services.gateway.encoder import build_encoder
+from services.gateway.encoder import QueryEncoder
 from services.gateway.middleware import (
     LIMITER,
     Limiter,
@@ -33,8 +33,8 @@ from services.gateway.middleware import (
 from services.gateway.openapi import build_openapi
 from services.gateway.query import Searcher
 from services.gateway.routes import DEPS, OPENAPI, SEARCHER, add_routes
+from services.gateway.status_page import add_status_routes
 from services.monitoring.status import StatusCollector
-from services.monitoring.status_routes import add_status_routes
 from services.store.store import AssetStore
 
 log = logging.getLogger(__name__)
@@ -59,23 +59,24 @@ def create_app(settings: GatewaySettings, deps: Deps) -> web.Application:
     app[LIMITER] = Limiter(settings.max_concurrency)
     app[OPENAPI] = build_openapi(settings)
     add_routes(app)
-    add_status_routes(app, StatusCollector(settings))  # /status page + /v1/status; exports lag gauges too
+    add_status_routes(app, deps.status)  # /status page + /v1/status, over the caller's collector (if any)
     return app
 
 
 @asynccontextmanager
 async def started_deps(settings: GatewaySettings, embedder: Embedder | None = None) -> AsyncIterator[Deps]:
-    """Load the model (unless given) and connect to Weaviate, Kafka and the fetcher; close all on exit.
+    """Load the model (unless given), connect to Weaviate, Kafka and the fetcher, and start sampling the
+    status page's figures (which exports the lag gauges too); close all on exit.
 
     Weaviate and Kafka may still be down: the gateway starts anyway, answers 503 where it needs them and
-    reports it on /readyz (StoreLink and KafkaLink connect when they can).
+    reports it on /readyz (StoreLink and KafkaLink connect when they can; the collector reports them down).
     """
     async with AsyncExitStack() as stack:
         if embedder is None:
             log.info("loading model %s", settings.model.name)
             embedder = await asyncio.to_thread(load_embedder, settings.model)
             await asyncio.to_thread(preload_codecs)  # the first image query should not pay for imports
-        encoder = await build_encoder(settings, embedder)
+        encoder = QueryEncoder.from_settings(settings, embedder)
         stack.push_async_callback(encoder.close)
         store = StoreLink(AssetStore(settings.weaviate, {embedder.space: embedder.dim}))
         await store.start()
@@ -85,7 +86,10 @@ async def started_deps(settings: GatewaySettings, embedder: Embedder | None = No
         stack.push_async_callback(fetcher.close)
         kafka = KafkaLink(settings.kafka)
         stack.push_async_callback(kafka.close)
-        yield Deps(encoder=encoder, store=store, fetcher=fetcher, events=kafka, offsets=kafka)
+        status = StatusCollector(settings)
+        await status.start()
+        stack.push_async_callback(status.stop)
+        yield Deps(encoder=encoder, store=store, fetcher=fetcher, events=kafka, offsets=kafka, status=status)
 
 
 @asynccontextmanager

@@ -60,7 +60,25 @@ LAG_READ_ERRORS = Counter("xmodal_lag_read_errors_total", "Failed reads of the g
 # --- gateway -----------------------------------------------------------------------------------
 REQUESTS = Counter("xmodal_http_requests_total", "Gateway requests, by route and status.", ["route", "status"])
 REQUEST_SECONDS = Histogram("xmodal_http_request_seconds", "Gateway latency by route.", ["route"], buckets=_FAST)
+# query embedding (services.gateway.encoder): modality is text or image
 QUERY_CACHE = Counter("xmodal_query_cache_total", "Text-query embedding cache lookups, by result.", ["result"])
+QUERY_QUEUE_DEPTH = Gauge(
+    "xmodal_query_queue_depth", "Queries queued for the model and not yet in a batch.", ["modality"]
+)
+QUERY_BATCH_SIZE = Histogram(
+    "xmodal_query_batch_size", "Queries per model call of the query batcher.", ["modality"], buckets=_SIZES
+)
+QUERY_QUEUE_SECONDS = Histogram(
+    "xmodal_query_queue_seconds", "Time each query waited in the batcher's queue before its batch ran.",
+    ["modality"], buckets=_FAST,
+)
+QUERY_INFERENCE_SECONDS = Histogram(
+    "xmodal_query_inference_seconds", "Model time per query batch (on the device's inference thread).",
+    ["modality"], buckets=_FAST,
+)
+QUERY_FAILURES = Counter(
+    "xmodal_query_failures_total", "Query embeddings that failed, by cause.", ["cause"]
+)  # cause: overloaded (queue full: 429), model_error (the model raised), timeout (request deadline passed)
 REJECTED = Counter("xmodal_http_rejected_total", "Requests refused before work, by reason.", ["reason"])
 CONSISTENCY_WAIT = Histogram(
     "xmodal_consistency_wait_seconds", "Time searches waited for consistent_with offsets.", buckets=_FAST

@@ -1,6 +1,6 @@
 """The status page in a real browser (Debian's chromium, driven by playwright): a small aiohttp app with the
-status routes and a real StatusCollector, reading the real Kafka and a real worker that processes events
-(good ones and dead letters) while the page is open.
+status routes, the gateway's static files and a real StatusCollector, reading the real Kafka and a real
+worker that processes events (good ones and dead letters) while the page is open.
 
 A screenshot is saved to $XMODAL_SCREENSHOT_DIR (or the test's tmp dir) as status-page.png.
 """
@@ -18,11 +18,12 @@ from aiohttp import web
 from playwright.async_api import Page, async_playwright
 
 from services.config import GatewaySettings
+from services.gateway.routes import STATIC_DIR
+from services.gateway.status_page import add_status_routes
 from services.monitoring.status import StatusCollector
-from services.monitoring.status_routes import add_status_routes
 from services.publish import EventPublisher
+from tests.harness.lanes import Lane, WorkerProcess, read_dead_letters, wait_stored
 from tests.integration.monitoring.helpers import remove_lane, text_events
-from tests.integration.worker_proc import Lane, WorkerProcess, read_dead_letters, wait_stored
 
 pytestmark = pytest.mark.e2e
 
@@ -57,13 +58,16 @@ async def status_url(worker: WorkerProcess) -> AsyncIterator[tuple[str, StatusCo
     collector = StatusCollector(settings, window_s=60)
     app = web.Application()
     add_status_routes(app, collector)
+    app.router.add_static("/static/", STATIC_DIR)  # the page's script and style, as the gateway serves them
     runner = web.AppRunner(app, shutdown_timeout=1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    await collector.start()  # the caller owns the collector (the gateway: server.started_deps)
     try:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}/status", collector
     finally:
+        await collector.stop()
         await runner.cleanup()
 
 

@@ -10,8 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.monitoring import metrics
 from services.publish import EventPublisher
+from tests.harness.lanes import Lane, WorkerProcess, read_dead_letters, wait_stored
 from tests.integration.monitoring.helpers import eventually, text_events
-from tests.integration.worker_proc import Lane, WorkerProcess, read_dead_letters, wait_stored
 from tests.unit.monitoring.promql import dashboard, exposed_series, exprs, grouping_labels, selectors
 from tests.unit.monitoring.test_dashboard_json import TARGET_LABELS, declared_series
 
@@ -19,7 +19,9 @@ pytestmark = pytest.mark.integration
 
 #: the gateway's metrics (it serves the same registry module; these are the ones only it sets)
 GATEWAY = {m._name for m in (metrics.REQUESTS, metrics.REQUEST_SECONDS, metrics.QUERY_CACHE, metrics.REJECTED,
-                             metrics.CONSISTENCY_WAIT)}
+                             metrics.CONSISTENCY_WAIT, metrics.QUERY_QUEUE_DEPTH, metrics.QUERY_BATCH_SIZE,
+                             metrics.QUERY_QUEUE_SECONDS, metrics.QUERY_INFERENCE_SECONDS,
+                             metrics.QUERY_FAILURES)}
 
 
 @pytest.fixture

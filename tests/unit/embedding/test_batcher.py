@@ -1,14 +1,15 @@
-"""QueryBatcher rules, driven by an injected clock: no real waiting and no timed assertions."""
+"""QueryBatcher rules and what it reports to its observer, driven by an injected clock: no real waiting and
+no timed assertions."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
 import pytest
 
-from services.embedding.batcher import QueryBatcher
+from services.embedding.batcher import BatchObserver, QueryBatcher
 from services.embedding.errors import BatcherClosed
 from services.errors import Overloaded
 from tests.unit.embedding.fakeclock import FakeClock, settle
@@ -34,6 +35,32 @@ class Model:
         return np.eye(64, dtype=np.float32)[[int(i) for i in items]]
 
 
+class Seen(BatchObserver):
+    """Everything the batcher reported, in order."""
+
+    def __init__(self) -> None:
+        self.depths: list[int] = []
+        self.started: list[list[float]] = []
+        self.done: list[tuple[int, float]] = []
+        self.overloads = 0
+        self.model_errors: list[int] = []
+
+    def queue_depth(self, depth: int) -> None:
+        self.depths.append(depth)
+
+    def batch_started(self, waited_s: Sequence[float]) -> None:
+        self.started.append(list(waited_s))
+
+    def batch_done(self, size: int, seconds: float) -> None:
+        self.done.append((size, seconds))
+
+    def overloaded(self) -> None:
+        self.overloads += 1
+
+    def model_error(self, queries: int) -> None:
+        self.model_errors.append(queries)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -45,9 +72,14 @@ def model() -> Model:
 
 
 @pytest.fixture
-async def batcher(clock: FakeClock, model: Model) -> AsyncIterator[QueryBatcher[str]]:
+def seen() -> Seen:
+    return Seen()
+
+
+@pytest.fixture
+async def batcher(clock: FakeClock, model: Model, seen: Seen) -> AsyncIterator[QueryBatcher[str]]:
     b: QueryBatcher[str] = QueryBatcher(model, max_batch=4, max_wait_s=1.0, queue_max=8, clock=clock,
-                                        sleep=clock.sleep)
+                                        sleep=clock.sleep, observer=seen)
     yield b
     await b.close()
 
@@ -156,3 +188,75 @@ async def test_close_fails_queued_callers_with_a_retriable_error(batcher: QueryB
 def test_bad_limits_are_refused(model: Model) -> None:
     with pytest.raises(ValueError, match="max_batch"):
         QueryBatcher(model, max_batch=0, max_wait_s=0.1, queue_max=1)
+
+
+# -- what the observer hears ----------------------------------------------------------------------------------
+
+
+async def test_queue_depth_follows_the_queue(batcher: QueryBatcher[str], clock: FakeClock, seen: Seen) -> None:
+    tasks = await submit(batcher, "1", "2", "3")
+    assert seen.depths[-1] == 3 == batcher.depth  # queued, waiting for the batch to fill or max_wait
+    await clock.advance(1.0)
+    assert seen.depths[-1] == 0
+    await asyncio.gather(*tasks)
+    assert seen.depths == [1, 2, 3, 0]
+
+
+async def test_batch_size_and_queue_wait_come_from_the_clock(batcher: QueryBatcher[str], clock: FakeClock,
+                                                             seen: Seen) -> None:
+    first = await submit(batcher, "1")
+    await clock.advance(0.25)
+    second = await submit(batcher, "2")
+    await clock.advance(0.75)  # max_wait after the first query: the batch of 2 starts
+    await asyncio.gather(*first, *second)
+    assert seen.started == [[1.0, 0.75]]  # one batch of two; each query's own wait
+
+
+async def test_inference_time_is_the_model_call_on_the_clock(batcher: QueryBatcher[str], model: Model,
+                                                             clock: FakeClock, seen: Seen) -> None:
+    model.gate.clear()
+    tasks = await submit(batcher, "0", "1", "2", "3")  # full: starts at once
+    assert seen.started == [[0.0, 0.0, 0.0, 0.0]] and seen.done == []
+    await clock.advance(0.125)  # the model "takes" 0.125 s
+    model.gate.set()
+    await asyncio.gather(*tasks)
+    assert seen.done == [(4, 0.125)]
+
+
+async def test_a_full_queue_is_reported_as_overloaded(batcher: QueryBatcher[str], model: Model,
+                                                      seen: Seen) -> None:
+    model.gate.clear()
+    tasks = await submit(batcher, "0", "1", "2", "3")  # the running batch
+    tasks += await submit(batcher, "4", "5", "6", "7")  # the one waiting batch
+    tasks += await submit(batcher, *(str(n) for n in range(8, 16)))  # a full queue
+    assert seen.overloads == 0
+    for _ in range(2):
+        with pytest.raises(Overloaded):
+            await batcher.submit("16")
+    assert seen.overloads == 2
+    model.gate.set()
+    await asyncio.gather(*tasks)
+
+
+async def test_a_model_error_is_reported_per_waiting_query(batcher: QueryBatcher[str], model: Model,
+                                                           seen: Seen) -> None:
+    model.gate.clear()
+    model.fail_with = RuntimeError("device lost")
+    tasks = await submit(batcher, "0", "1", "2", "3")
+    tasks[0].cancel()  # gone while its batch runs: it gets no error, so it is not counted
+    await settle()
+    model.gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [type(r) for r in results[1:]] == [RuntimeError] * 3
+    assert seen.model_errors == [3] and seen.done == []
+
+
+async def test_a_caller_gone_leaves_the_queue_at_once(batcher: QueryBatcher[str], clock: FakeClock,
+                                                      model: Model, seen: Seen) -> None:
+    tasks = await submit(batcher, "1", "2")
+    tasks[0].cancel()
+    await settle()  # no time passed: the batch is not due yet
+    assert batcher.depth == 1 and seen.depths[-1] == 1
+    await clock.advance(1.0)
+    assert model.batches == [["2"]]
+    await tasks[1]

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from services.embedding.batcher import QueryEmbedder
 from services.embedding.model import HFEmbedder, Vectors
 from services.embedding.runner import AsyncEmbedder, InferenceThread
 
@@ -67,19 +66,3 @@ async def test_concurrent_callers_share_the_thread(tiny_clip: HFEmbedder) -> Non
     assert len({name for _, name in rec.calls}) == 1
     np.testing.assert_allclose(np.concatenate(results), tiny_clip.embed_texts(TEXTS), atol=1e-5)
 
-
-async def test_query_embedder_caches_text_vectors(tiny_clip: HFEmbedder) -> None:
-    batches: list[int] = []
-    lookups: list[bool] = []
-    queries = QueryEmbedder(AsyncEmbedder(tiny_clip), max_batch=1, max_wait_s=0.0, queue_max=4, cache_size=2,
-                            on_batch=lambda n, _s: batches.append(n), on_cache=lookups.append)
-    try:
-        first = await queries.embed_text("a red circle")
-        again = await queries.embed_text("a red circle")
-        assert again is first and not again.flags.writeable
-        np.testing.assert_allclose(first, tiny_clip.embed_texts(["a red circle"])[0], atol=1e-5)
-        assert batches == [1] and lookups == [False, True]
-        image = await queries.embed_image(Image.new("RGB", (32, 32), "red"))
-        assert image.shape == (tiny_clip.dim,)
-    finally:
-        await queries.close()

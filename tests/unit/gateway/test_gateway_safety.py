@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 from pydantic import SecretStr
 
-from services.gateway.encoder import BatchedEncoder
+from services.gateway.encoder import QueryEncoder
 from services.gateway.middleware import LIMITER, keys_match
 from services.gateway.routes import DEPS
 from services.monitoring import metrics
@@ -236,17 +236,39 @@ async def test_full_query_queue_answers_429(make_client: ClientFactory) -> None:
     # One queued query fills the queue; it waits for its batch to fill (30 s), so it stays queued.
     async with make_client(query_queue_max=1, query_batch_wait_s=30, request_timeout_s=60) as c:
         encoder = c.app[DEPS].encoder
-        assert isinstance(encoder, BatchedEncoder)
+        assert isinstance(encoder, QueryEncoder)
         first = asyncio.create_task(c.post("/v1/search", json={"text": "the first query"}))
         for _ in range(1000):
-            if encoder.queries.texts.depth == 1:
+            if encoder.texts.depth == 1:
                 break
             await asyncio.sleep(0.01)
-        assert encoder.queries.texts.depth == 1
+        assert encoder.texts.depth == 1
+        assert metrics.QUERY_QUEUE_DEPTH.labels("text")._value.get() == 1
+        overloaded = counter(metrics.QUERY_FAILURES, "overloaded")
         resp = await c.post("/v1/search", json={"text": "the second query"})
         assert resp.status == 429
         assert int(resp.headers["Retry-After"]) >= 1
         assert (await resp.json())["error"]["code"] == "overloaded"
+        assert counter(metrics.QUERY_FAILURES, "overloaded") == overloaded + 1
         first.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await first
+
+
+async def test_a_query_cut_short_by_the_deadline_counts_a_timeout(make_client: ClientFactory) -> None:
+    import asyncio
+
+    # The query waits for its batch to fill (30 s); the request's deadline (0.05 s) passes first.
+    async with make_client(query_batch_wait_s=30, request_timeout_s=0.05) as c:
+        encoder = c.app[DEPS].encoder
+        timeouts = counter(metrics.QUERY_FAILURES, "timeout")
+        resp = await c.post("/v1/search", json={"text": "a query that waits too long"})
+        assert resp.status == 504
+        assert (await resp.json())["error"]["code"] == "timeout"
+        assert counter(metrics.QUERY_FAILURES, "timeout") == timeouts + 1
+        for _ in range(100):  # the batcher drops the caller that went away, without waiting for its batch
+            if encoder.texts.depth == 0:
+                break
+            await asyncio.sleep(0)
+        assert encoder.texts.depth == 0
+        assert metrics.QUERY_QUEUE_DEPTH.labels("text")._value.get() == 0

@@ -63,7 +63,9 @@ def test_the_dashboard_shows_what_the_issue_asks_for() -> None:
     used = {name for _, expr in exprs(dashboard()) for name, _ in selectors(expr)}
     for needed in ("xmodal_consumer_lag", "xmodal_freshness_seconds_bucket", "xmodal_events_total",
                    "xmodal_dead_letters_total", "xmodal_http_request_seconds_bucket", "xmodal_lag_drain_seconds",
-                   "xmodal_stage_seconds_bucket", "xmodal_gpu_memory_bytes"):
+                   "xmodal_stage_seconds_bucket", "xmodal_gpu_memory_bytes", "xmodal_query_queue_depth",
+                   "xmodal_query_batch_size_count", "xmodal_query_queue_seconds_bucket",
+                   "xmodal_query_inference_seconds_bucket", "xmodal_query_failures_total"):
         assert needed in used, needed
 
 

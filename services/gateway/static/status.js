@@ -209,7 +209,11 @@ async function refresh() {
     const headers = state.apiKey ? { "X-API-Key": state.apiKey } : {};
     const resp = await fetch("/v1/status", { headers, cache: "no-store" });
     $("auth").hidden = resp.status !== 401;
-    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    if (!resp.ok) {
+      // error answers are JSON {"error": {"code", "message"}}: show the gateway's reason (e.g. not_configured)
+      const body = await resp.json().catch(() => null);
+      throw new Error(body?.error?.message || `HTTP ${resp.status}`);
+    }
     const data = await resp.json();
     render(data);
     state.lastOk = Date.now();
@@ -219,7 +223,9 @@ async function refresh() {
     document.body.dataset.loaded = "true";
   } catch (err) {
     const since = state.lastOk ? ` (last update ${ago((Date.now() - state.lastOk) / 1000)})` : "";
-    $("updated").textContent = `Gateway not answering: ${err.message}${since}`;
+    // fetch rejects with a TypeError when the gateway cannot be reached; other errors carry its answer
+    const why = err instanceof TypeError ? `Gateway not answering: ${err.message}` : err.message;
+    $("updated").textContent = `${why}${since}`;
   } finally {
     clearTimeout(state.timer);
     state.timer = setTimeout(refresh, REFRESH_MS);
