@@ -12,13 +12,17 @@ _FRESH = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.
 _SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 # queue_wait (Kafka timestamp to batch start) grows to minutes while a backlog drains: keep those visible
 _STAGE = (*_FAST, 30.0, 60.0, 300.0)
+_CLIP = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
 # --- worker: ingest pipeline -------------------------------------------------------------------
 EVENTS = Counter(
     "xmodal_events_total", "Events consumed, by outcome.", ["outcome"]
 )  # outcome: stored, deleted, metadata_only, stale, superseded, dead_letter
 DEAD_LETTERS = Counter("xmodal_dead_letters_total", "Events sent to the dead-letter topic, by reason.", ["reason"])
-MODEL_RUNS = Counter("xmodal_model_inputs_total", "Inputs that ran through the model, by modality.", ["modality"])
+MODEL_RUNS = Counter(
+    "xmodal_model_inputs_total", "Inputs that ran through a model, by modality (once per space: a text in clip and "
+    "clap counts twice).", ["modality"]
+)
 BATCH_SIZE = Histogram("xmodal_batch_size", "Events per micro-batch taken from Kafka.", buckets=_SIZES)
 STAGE_SECONDS = Histogram(
     "xmodal_stage_seconds", "Time spent per batch in each pipeline stage.", ["stage"], buckets=_STAGE
@@ -29,6 +33,12 @@ FRESHNESS = Histogram(
 )
 RETRIES = Counter("xmodal_transient_retries_total", "Batches retried after a transient failure, by error.", ["error"])
 IN_BACKOFF = Gauge("xmodal_worker_backing_off", "1 while the worker pauses after a transient failure.")
+# audio decoding (services.fetch.audio), wherever it runs: worker or gateway
+AUDIO_DECODE_SECONDS = Histogram(
+    "xmodal_audio_decode_seconds", "Time to decode one audio file (read, mix down, resample), by outcome.",
+    ["outcome"], buckets=_FAST,
+)  # outcome: ok, too_large, undecodable, error (an unexpected exception)
+AUDIO_CLIP_SECONDS = Histogram("xmodal_audio_clip_seconds", "Duration of decoded audio clips.", buckets=_CLIP)
 # GPU figures, exported only while a GPU runs the model (services.monitoring.gpu)
 GPU_MEMORY = Gauge(
     "xmodal_gpu_memory_bytes",
