@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from transformers import AutoFeatureExtractor as _AutoFeatureExtractor
 from transformers import AutoProcessor as _AutoProcessor
+from transformers import ClapFeatureExtractor as _ClapFeatureExtractor
+from transformers import ClapProcessor as _ClapProcessor
 from transformers import CLIPProcessor as _CLIPProcessor
 from transformers import PreTrainedTokenizerFast as _PreTrainedTokenizerFast
 from transformers import SiglipProcessor as _SiglipProcessor
@@ -16,6 +19,9 @@ from transformers.models.auto.image_processing_auto import AutoImageProcessor as
 
 AutoProcessor: Any = _AutoProcessor
 AutoImageProcessor: Any = _AutoImageProcessor
+AutoFeatureExtractor: Any = _AutoFeatureExtractor
+ClapFeatureExtractor: Any = _ClapFeatureExtractor
+ClapProcessor: Any = _ClapProcessor
 CLIPProcessor: Any = _CLIPProcessor
 SiglipProcessor: Any = _SiglipProcessor
 PreTrainedTokenizerFast: Any = _PreTrainedTokenizerFast

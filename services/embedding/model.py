@@ -1,89 +1,94 @@
-"""The model interface (`Embedder`) and its transformers implementation (`HFEmbedder`).
+"""The model interface (`Embedder`), its image + text implementation (`HFEmbedder`), and `load_embedder`.
 
 `HFEmbedder` loads any dual encoder of transformers that has ``get_text_features`` and
 ``get_image_features`` (CLIP, SigLIP, SigLIP2, OpenCLIP checkpoints converted to the HF format), by hub id
-or local path. Vectors come back as (n, dim) float32 rows of unit length, so cosine similarity is a dot
-product and texts and images of one model share one space.
+or local path; `services.embedding.clap.ClapEmbedder` does the same for audio + text (CLAP). Vectors come
+back as (n, dim) float32 rows of unit length, so cosine similarity is a dot product and the modalities of
+one model share one space. `load_embedder` picks the class from the checkpoint's ``model_type``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from PIL import Image
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
-from services.config import BUILTIN_MODEL, ModelSettings
-from services.embedding.errors import ModelLoadError
+from services.config import BUILTIN_MODEL, BUILTIN_SOUNDS_MODEL, ModelSettings
+from services.embedding.clap import ClapEmbedder
+from services.embedding.errors import ModalityNotSupported, ModelLoadError
 from services.embedding.hf import AutoImageProcessor, AutoProcessor
+from services.embedding.loading import (
+    Vectors,
+    load_advice,
+    pooled_features,
+    resolve_device,
+    resolve_dtype,
+    to_device,
+    unit_rows,
+)
 
-Vectors = npt.NDArray[np.float32]
+__all__ = [
+    "SHAPES_MODEL_DIR", "SOUNDS_MODEL_DIR", "ClapEmbedder", "Embedder", "HFEmbedder", "Vectors",
+    "builtin_model_dir", "load_embedder", "load_preprocessor", "model_family", "pooled_features", "resolve_device",
+    "resolve_dtype", "text_kwargs",
+]
 
 SHAPES_MODEL_DIR = Path(__file__).parent / "shapes" / "clip"
+SOUNDS_MODEL_DIR = Path(__file__).parent / "sounds" / "clap"
+_BUILTIN_PREFIX = "builtin:"
+
+
+@dataclass(frozen=True)
+class _Builtin:
+    """A model shipped in this package: where it lives and the module that trains it again."""
+
+    directory: Path
+    trainer: str
+
+
+_BUILTINS: Mapping[str, _Builtin] = MappingProxyType({
+    BUILTIN_MODEL: _Builtin(SHAPES_MODEL_DIR, "services.embedding.shapes.train"),
+    BUILTIN_SOUNDS_MODEL: _Builtin(SOUNDS_MODEL_DIR, "services.embedding.sounds.train"),
+})
+# Families whose checkpoints embed audio and text (get_audio_features + get_text_features).
+_AUDIO_TEXT_FAMILIES = frozenset({"clap"})
 
 # Families trained on text padded to a fixed length: their text tower pools the last position, so the
 # transformers docs call them with padding="max_length" ("as that's how the model was trained").
 _FIXED_LENGTH_TEXT = frozenset({"siglip", "siglip2"})
 _UNBOUNDED_LENGTH = 1_000_000  # tokenizers without a limit report a huge model_max_length
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @runtime_checkable
 class Embedder(Protocol):
-    """Texts and images -> (n, dim) float32 L2-normalised vectors of one embedding space. Calls block."""
+    """Inputs of the model's ``modalities`` -> (n, dim) float32 L2-normalised vectors of one space. Calls block.
+
+    ``modalities`` is a subset of {"image", "text", "audio"}: {"image", "text"} for a CLIP-family model,
+    {"audio", "text"} for a CLAP. Asking for another modality raises `ModalityNotSupported` (a ConfigError).
+    Audio clips are mono float32 arrays at ``sampling_rate`` Hz (None for models without an audio tower),
+    of any length.
+    """
 
     model_id: str
     space: str
     dim: int
     device: str
+    modalities: frozenset[str]
+    sampling_rate: int | None
 
     def embed_texts(self, texts: Sequence[str]) -> Vectors: ...
 
     def embed_images(self, images: Sequence[Image.Image]) -> Vectors: ...
 
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; an explicit GPU must be visible."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"device {device!r} asked for, but torch sees no GPU: set XMODAL_MODEL__DEVICE "
-                             "to auto or cpu, or check the driver and the torch build")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """``auto`` -> bf16 on a GPU, fp32 on the CPU (CPU half precision is slow and lossy)."""
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    if dtype not in _DTYPES:
-        raise ModelLoadError(f"unknown dtype {dtype!r}: set XMODAL_MODEL__DTYPE to auto or one of {sorted(_DTYPES)}")
-    return _DTYPES[dtype]
-
-
-def pooled_features(output: object) -> torch.Tensor:
-    """The embedding from ``get_*_features``: a tensor in transformers 4.x, an output object in 5.x.
-
-    In 5.x the projected embedding is the output's ``pooler_output`` (the first element of its tuple form).
-    """
-    if isinstance(output, torch.Tensor):
-        return output
-    pooled = getattr(output, "pooler_output", None)
-    if pooled is None and isinstance(output, tuple) and len(output) > 1:
-        pooled = output[1]
-    if not isinstance(pooled, torch.Tensor):
-        raise TypeError(f"cannot find the embedding in a {type(output).__name__}")
-    return pooled
-
-
-def _normalise(features: torch.Tensor) -> Vectors:
-    vectors = torch.nn.functional.normalize(features.float(), dim=-1)
-    return vectors.cpu().numpy().astype(np.float32, copy=False)
+    def embed_audio(self, clips: Sequence[npt.NDArray[np.float32]]) -> Vectors: ...
 
 
 class _Preprocessor:
@@ -134,12 +139,15 @@ def load_preprocessor(source: str | Path, model: PreTrainedModel) -> _Preprocess
 
 
 class HFEmbedder:
-    """An `Embedder` over a transformers dual encoder. Not thread-safe: use it from one thread.
+    """An `Embedder` of images and texts over a transformers dual encoder. Not thread-safe: use it from one thread.
 
     ``HFEmbedder.from_pretrained(hub_id_or_dir, space="clip", device="cpu").embed_texts(["a red circle"])``
     gives a (1, dim) float32 row of unit length; tests/unit/embedding/test_model.py runs this on tiny random
-    CLIP and SigLIP checkpoints.
+    CLIP and SigLIP checkpoints. It has no audio tower: ``embed_audio`` raises `ModalityNotSupported`.
     """
+
+    modalities: frozenset[str] = frozenset({"image", "text"})
+    sampling_rate: int | None = None
 
     def __init__(self, model: PreTrainedModel, preprocessor: _Preprocessor, *, model_id: str, space: str,
                  device: str, dtype: torch.dtype) -> None:
@@ -166,7 +174,7 @@ class HFEmbedder:
             _check_dual_encoder(model, model_id)
             preprocessor = load_preprocessor(source, model)
         except (OSError, ValueError, KeyError, ImportError) as exc:
-            raise ModelLoadError(_load_advice(str(source), exc)) from exc
+            raise ModelLoadError(load_advice(str(source), exc)) from exc
         return cls(model, preprocessor, model_id=model_id, space=space, device=resolved, dtype=torch_dtype)
 
     def _probe_dim(self) -> int:
@@ -177,29 +185,27 @@ class HFEmbedder:
         if text_dim != image_dim:
             raise ModelLoadError(
                 f"{self.model_id!r} embeds texts in {text_dim} and images in {image_dim} dimensions: "
-                "not one shared space. Set XMODAL_MODEL__NAME to a CLIP-family checkpoint."
+                "not one shared space. Set XMODAL_SPACES__<NAME>__NAME to a CLIP-family checkpoint."
             )
         return int(text_dim)
-
-    def _to_device(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {
-            k: v.to(self.device, dtype=self.dtype) if v.is_floating_point() else v.to(self.device)
-            for k, v in inputs.items()
-        }
 
     def embed_texts(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        inputs = self._to_device(self.preprocessor.texts(texts))
+        inputs = to_device(self.preprocessor.texts(texts), self.device, self.dtype)
         with torch.inference_mode():
-            return _normalise(pooled_features(self.model.get_text_features(**inputs)))
+            return unit_rows(pooled_features(self.model.get_text_features(**inputs)))
 
     def embed_images(self, images: Sequence[Image.Image]) -> Vectors:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        inputs = self._to_device(self.preprocessor.images(images))
+        inputs = to_device(self.preprocessor.images(images), self.device, self.dtype)
         with torch.inference_mode():
-            return _normalise(pooled_features(self.model.get_image_features(**inputs)))
+            return unit_rows(pooled_features(self.model.get_image_features(**inputs)))
+
+    def embed_audio(self, clips: Sequence[npt.NDArray[np.float32]]) -> Vectors:
+        """Always raises `ModalityNotSupported`: a CLIP-family model has no audio tower."""
+        raise ModalityNotSupported(self.model_id, "audio", self.modalities)
 
 
 def _check_dual_encoder(model: PreTrainedModel, model_id: str) -> None:
@@ -207,33 +213,41 @@ def _check_dual_encoder(model: PreTrainedModel, model_id: str) -> None:
         if not callable(getattr(model, method, None)):
             raise ModelLoadError(
                 f"{model_id!r} ({type(model).__name__}) has no {method}(): it is not a CLIP-family dual "
-                "encoder. Set XMODAL_MODEL__NAME to a CLIP, SigLIP or SigLIP2 checkpoint."
+                "encoder. Set XMODAL_SPACES__<NAME>__NAME to a CLIP, SigLIP or SigLIP2 checkpoint."
             )
 
 
-def _load_advice(source: str, exc: BaseException) -> str:
-    hint = (
-        "Set XMODAL_MODEL__NAME to a local directory holding a transformers checkpoint (config.json, the "
-        "weights, tokenizer and processor files), or to a hub id when huggingface.co is reachable "
-        f"(this machine may have no network); '{BUILTIN_MODEL}' is the small model shipped with xmodal."
-    )
-    if isinstance(exc, ImportError):
-        hint = f"Install the package the checkpoint needs (e.g. sentencepiece for SigLIP). {hint}"
-    return f"cannot load model {source!r}: {type(exc).__name__}: {exc}. {hint}"
-
-
-def builtin_model_dir() -> Path:
-    """Where the shipped shapes model lives; ModelLoadError when it is not there."""
-    if not (SHAPES_MODEL_DIR / "config.json").is_file():
+def builtin_model_dir(name: str = BUILTIN_MODEL) -> Path:
+    """Where a shipped model (``builtin:shapes-clip``, ``builtin:sounds-clap``) lives; ModelLoadError if absent."""
+    if name not in _BUILTINS:
+        raise ModelLoadError(f"unknown builtin model {name!r}: set XMODAL_SPACES__<NAME>__NAME to one of "
+                             f"{sorted(_BUILTINS)}, a local checkpoint directory or a hub id")
+    builtin = _BUILTINS[name]
+    if not (builtin.directory / "config.json").is_file():
         raise ModelLoadError(
-            f"the shipped model {BUILTIN_MODEL!r} is missing from {SHAPES_MODEL_DIR}; rebuild it with "
-            f"`python -m services.embedding.shapes.train --out {SHAPES_MODEL_DIR}` or set XMODAL_MODEL__NAME."
+            f"the shipped model {name!r} is missing from {builtin.directory}; rebuild it with "
+            f"`python -m {builtin.trainer} --out {builtin.directory}` or set XMODAL_SPACES__<NAME>__NAME."
         )
-    return SHAPES_MODEL_DIR
+    return builtin.directory
 
 
-def load_embedder(settings: ModelSettings) -> HFEmbedder:
-    """The configured model; ``builtin:shapes-clip`` is the shapes model shipped in this package."""
-    source: str | Path = builtin_model_dir() if settings.name == BUILTIN_MODEL else settings.name
-    return HFEmbedder.from_pretrained(source, space=settings.space, device=settings.device,
-                                      dtype=settings.dtype, model_id=settings.name)
+def model_family(source: str | Path) -> str:
+    """The checkpoint's ``model_type`` (``clip``, ``siglip``, ``clap``, ...), read from its config only."""
+    try:
+        return str(AutoConfig.from_pretrained(str(source)).model_type)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(load_advice(str(source), exc)) from exc
+
+
+def load_embedder(settings: ModelSettings) -> HFEmbedder | ClapEmbedder:
+    """The configured model: a `ClapEmbedder` for audio + text checkpoints (CLAP), else an `HFEmbedder`.
+
+    ``builtin:shapes-clip`` and ``builtin:sounds-clap`` are the models shipped in this package.
+    """
+    name = settings.name
+    source: str | Path = builtin_model_dir(name) if name.startswith(_BUILTIN_PREFIX) else name
+    if model_family(source) in _AUDIO_TEXT_FAMILIES:
+        return ClapEmbedder.from_pretrained(source, space=settings.space, device=settings.device,
+                                            dtype=settings.dtype, model_id=name)
+    return HFEmbedder.from_pretrained(source, space=settings.space, device=settings.device, dtype=settings.dtype,
+                                      model_id=name)

@@ -15,9 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from services.config import ModelSettings
+from services.embedding.errors import ModalityNotSupported
 from services.embedding.model import Embedder, Vectors
 
 T = TypeVar("T")
@@ -70,7 +72,8 @@ class AsyncEmbedder:
     """An `Embedder` behind its device's inference thread, fed at most ``max_batch`` inputs per call.
 
     Chunks are separate thread calls, so a large request does not hold the device while a small one waits
-    for all of it; results keep the input order.
+    for all of it; results keep the input order. A modality the model lacks raises `ModalityNotSupported`,
+    even for no inputs.
 
     The worker's pipeline embeds through this. The gateway's queries do not: its QueryBatcher already
     packs them up to the batch limit and calls `InferenceThread.run` itself.
@@ -100,14 +103,28 @@ class AsyncEmbedder:
     def device(self) -> str:
         return self.embedder.device
 
-    async def _embed(self, fn: Callable[[Sequence[Item]], Vectors], items: Sequence[Item]) -> Vectors:
+    @property
+    def modalities(self) -> frozenset[str]:
+        return self.embedder.modalities
+
+    @property
+    def sampling_rate(self) -> int | None:
+        return self.embedder.sampling_rate
+
+    async def _embed(self, modality: str, fn: Callable[[Sequence[Item]], Vectors], items: Sequence[Item]) -> Vectors:
+        if modality not in self.modalities:
+            raise ModalityNotSupported(self.model_id, modality, self.modalities)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
         parts = [await self.thread.run(fn, part) for part in chunks(items, self.max_batch)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     async def embed_texts(self, texts: Sequence[str]) -> Vectors:
-        return await self._embed(self.embedder.embed_texts, texts)
+        return await self._embed("text", self.embedder.embed_texts, texts)
 
     async def embed_images(self, images: Sequence[Image.Image]) -> Vectors:
-        return await self._embed(self.embedder.embed_images, images)
+        return await self._embed("image", self.embedder.embed_images, images)
+
+    async def embed_audio(self, clips: Sequence[npt.NDArray[np.float32]]) -> Vectors:
+        """Mono float32 clips at ``sampling_rate``; each clip counts as one input, however long it is."""
+        return await self._embed("audio", self.embedder.embed_audio, clips)

@@ -1,8 +1,8 @@
-"""Tiny random CLIP and SigLIP checkpoints (a few hundred KB) for tests of the real loading path.
+"""Tiny random CLIP, SigLIP and CLAP checkpoints (a few hundred KB) for tests of the real loading path.
 
 They are saved with ``save_pretrained`` like any hub checkpoint (config, safetensors weights, tokenizer,
-processor config), so ``HFEmbedder.from_pretrained(path)`` exercises exactly what a real model goes through.
-Weights are random but seeded: the same call gives the same model.
+processor config), so ``HFEmbedder.from_pretrained(path)`` (``ClapEmbedder`` for the CLAP) exercises exactly
+what a real model goes through. Weights are random but seeded: the same call gives the same model.
 """
 
 from __future__ import annotations
@@ -12,18 +12,30 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
+from transformers import ClapConfig, ClapModel, CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
 
-from services.embedding.hf import AutoImageProcessor, CLIPProcessor, SiglipProcessor
-from services.embedding.shapes import vocab, world
+from services.embedding import vocab
+from services.embedding.hf import (
+    AutoImageProcessor,
+    ClapFeatureExtractor,
+    ClapProcessor,
+    CLIPProcessor,
+    SiglipProcessor,
+)
+from services.embedding.shapes import world
+from services.embedding.sounds import world as sounds_world
 
-Family = Literal["clip", "siglip"]
+Family = Literal["clip", "siglip", "clap"]
 
 IMAGE_SIZE = 32
 _PATCH = 8
 _MAX_TEXT = 16
 _WIDTH = 32
 _CLIP_MEAN, _CLIP_STD = [0.4815, 0.4578, 0.4082], [0.2686, 0.2613, 0.2758]
+# The tiny CLAP hears 1 s windows at 8 kHz: 1 + 8000 // 128 = 63 frames of 16 mel bands, which HTSAT
+# stretches to 64 and folds into a 32 x 32 image (freq_ratio 2); 4 x 4 patches make an 8 x 8 grid, then 4 x 4.
+CLAP_SAMPLING_RATE = 8000
+CLAP_WINDOW_S = 1
 
 
 def _corpus() -> list[str]:
@@ -72,17 +84,37 @@ def _save_siglip(path: Path) -> None:
     SiglipProcessor(image_processor=ip, tokenizer=tok).save_pretrained(str(path))
 
 
+def _save_clap(path: Path) -> None:
+    tok = vocab.clap_tokenizer([sounds_world.canonical_caption(s) for s in sounds_world.sounds()],
+                               max_length=_MAX_TEXT)
+    # RoBERTa positions start after the padding id: max_position_embeddings covers _MAX_TEXT tokens.
+    text = _tower(vocab_size=len(tok), max_position_embeddings=_MAX_TEXT + tok.pad_token_id + 1,
+                  pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    audio = {"spec_size": 32, "num_mel_bins": 16, "window_size": 4, "patch_size": 4, "patch_stride": [4, 4],
+             "patch_embeds_hidden_size": 16, "hidden_size": 32, "depths": [1, 1], "num_attention_heads": [2, 2],
+             "enable_fusion": False}
+    ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=16)).save_pretrained(str(path))
+    # LAION's padding ("repeatpad"); the shipped sounds model pads with silence instead.
+    features = ClapFeatureExtractor(
+        feature_size=16, sampling_rate=CLAP_SAMPLING_RATE, hop_length=128, max_length_s=CLAP_WINDOW_S,
+        fft_window_size=256, frequency_min=0, frequency_max=CLAP_SAMPLING_RATE // 2, truncation="rand_trunc",
+        padding="repeatpad",
+    )
+    features.save_pretrained(str(path))  # preprocessor_config.json too, for loaders without processor_config
+    ClapProcessor(feature_extractor=features, tokenizer=tok).save_pretrained(str(path))
+
+
 def save_tiny_random_model(family: Family, path: str | Path, *, seed: int = 0, processor: bool = True) -> Path:
     """Build a tiny random ``family`` model and save it, tokenizer and processor included, into ``path``.
 
     ``processor=False`` leaves out processor_config.json, as older checkpoints do; loaders then fall back
-    to AutoTokenizer + AutoImageProcessor.
+    to AutoTokenizer + AutoImageProcessor (AutoFeatureExtractor for the CLAP).
     """
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's RNG
         torch.manual_seed(seed)
-        {"clip": _save_clip, "siglip": _save_siglip}[family](out)
+        {"clip": _save_clip, "siglip": _save_siglip, "clap": _save_clap}[family](out)
     if not processor:
         (out / "processor_config.json").unlink(missing_ok=True)
     return out

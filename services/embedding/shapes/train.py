@@ -15,8 +15,6 @@ import argparse
 import json
 import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,11 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
+from services.embedding import vocab
 from services.embedding.hf import AutoImageProcessor, CLIPProcessor
 from services.embedding.model import SHAPES_MODEL_DIR, HFEmbedder, pooled_features
-from services.embedding.shapes import quality, vocab, world
+from services.embedding.shapes import quality, world
+from services.embedding.training import deterministic, lr_factor
 
 _CLIP_MEAN, _CLIP_STD = [0.4815, 0.4578, 0.4082], [0.2686, 0.2613, 0.2758]
 
@@ -156,16 +156,11 @@ def contrastive_loss(model: CLIPModel, pixels: torch.Tensor, ids: torch.Tensor, 
     return (to_text + to_image) / 2
 
 
-def _lr_factor(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
-
-
 def train(cfg: TrainConfig, model: CLIPModel, batches: Batches, log_every: int = 100) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: _lr_factor(step, cfg))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: lr_factor(step, warmup_steps=cfg.warmup_steps, steps=cfg.steps)
+    )
     model.train()
     started = time.monotonic()
     for step in range(cfg.steps):
@@ -177,21 +172,6 @@ def train(cfg: TrainConfig, model: CLIPModel, batches: Batches, log_every: int =
         if step % log_every == 0 or step == cfg.steps - 1:
             print(f"step {step:5d}  loss {loss.item():.4f}  {time.monotonic() - started:6.1f} s", flush=True)
     model.train(False)
-
-
-@contextmanager
-def deterministic(seed: int, threads: int) -> Iterator[None]:
-    """Seeded RNGs, a fixed thread count and deterministic kernels, restored afterwards."""
-    was_deterministic, was_threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(True)
-        try:
-            yield
-        finally:
-            torch.use_deterministic_algorithms(was_deterministic)
-            torch.set_num_threads(was_threads)
 
 
 def run(cfg: TrainConfig, out: Path) -> dict[str, Any]:

@@ -10,12 +10,14 @@ import torch
 from PIL import Image
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from services.config import BUILTIN_MODEL, ModelSettings
-from services.embedding.errors import ModelLoadError
+from services.config import BUILTIN_MODEL, BUILTIN_SOUNDS_MODEL, ModelSettings
+from services.embedding.errors import ModalityNotSupported, ModelLoadError
 from services.embedding.model import (
     SHAPES_MODEL_DIR,
+    SOUNDS_MODEL_DIR,
     Embedder,
     HFEmbedder,
+    builtin_model_dir,
     load_embedder,
     pooled_features,
     resolve_device,
@@ -122,18 +124,18 @@ def test_device_and_dtype_resolution() -> None:
     if torch.cuda.is_available():
         assert resolve_device("cuda:0") == "cuda:0"
     else:
-        with pytest.raises(ConfigError, match="XMODAL_MODEL__DEVICE"):
+        with pytest.raises(ConfigError, match="XMODAL_SPACES__<NAME>__DEVICE"):
             resolve_device("cuda:1")
     assert resolve_device("cpu") == "cpu"
     assert resolve_dtype("auto", "cpu") == torch.float32
     assert resolve_dtype("auto", "cuda") == torch.bfloat16
     assert resolve_dtype("float16", "cuda:0") == torch.float16
-    with pytest.raises(ConfigError, match="XMODAL_MODEL__DTYPE"):
+    with pytest.raises(ConfigError, match="XMODAL_SPACES__<NAME>__DTYPE"):
         resolve_dtype("float8", "cpu")
 
 
 def test_missing_model_is_a_config_error_saying_what_to_set(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="XMODAL_MODEL__NAME") as info:
+    with pytest.raises(ConfigError, match="XMODAL_SPACES__<NAME>__NAME") as info:
         load_embedder(ModelSettings(name=str(tmp_path / "no-such-model"), device="cpu"))
     assert not info.value.retriable
 
@@ -153,3 +155,20 @@ def test_builtin_name_resolves_to_the_shipped_directory(shapes_model: HFEmbedder
     assert shapes_model.model_id == BUILTIN_MODEL
     assert (SHAPES_MODEL_DIR / "model.safetensors").is_file()
     assert shapes_model.preprocessor.text_kwargs["padding"] is True
+
+
+def test_a_clip_asked_for_audio_raises_the_modality_error(tiny_clip: HFEmbedder) -> None:
+    assert (tiny_clip.modalities, tiny_clip.sampling_rate) == ({"image", "text"}, None)
+    with pytest.raises(ModalityNotSupported, match="embeds image and text, not audio") as info:
+        tiny_clip.embed_audio([np.zeros(16_000, dtype=np.float32)])
+    assert isinstance(info.value, ConfigError) and not info.value.retriable
+    with pytest.raises(ModalityNotSupported):
+        tiny_clip.embed_audio([])  # a wrong route, whatever the batch
+
+
+def test_both_builtin_names_resolve_and_others_are_refused() -> None:
+    assert builtin_model_dir(BUILTIN_MODEL) == SHAPES_MODEL_DIR
+    assert builtin_model_dir(BUILTIN_SOUNDS_MODEL) == SOUNDS_MODEL_DIR
+    assert (SOUNDS_MODEL_DIR / "model.safetensors").is_file()
+    with pytest.raises(ModelLoadError, match=r"unknown builtin model 'builtin:nope'.*builtin:sounds-clap"):
+        load_embedder(ModelSettings(name="builtin:nope", device="cpu"))

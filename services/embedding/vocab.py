@@ -1,10 +1,11 @@
 """Tokenizers built from a small corpus, for the models xmodal makes itself (no hub downloads here).
 
-Both are byte-level BPE tokenizers: every byte is in the vocabulary, so any text can be encoded (unknown
-words fall back to smaller pieces, down to bytes), and the corpus words get merges until each is one
-token. The merges are learned here rather than with ``tokenizers``' trainer because that trainer breaks
-ties between equally frequent pairs differently from run to run, and the shipped model must be
-reproducible. Both save and load with ``save_pretrained`` / ``AutoTokenizer.from_pretrained``.
+CLIP's (the shapes model), SigLIP's (tests) and CLAP's (RoBERTa's, the sounds model). All are byte-level
+BPE tokenizers: every byte is in the vocabulary, so any text can be encoded (unknown words fall back to
+smaller pieces, down to bytes), and the corpus words get merges until each is one token. The merges are
+learned here rather than with ``tokenizers``' trainer because that trainer breaks ties between equally
+frequent pairs differently from run to run, and the shipped models must be reproducible. All save and load
+with ``save_pretrained`` / ``AutoTokenizer.from_pretrained``.
 
 >>> tok = clip_tokenizer(["a red circle", "a blue square"], max_length=16)
 >>> tok.convert_ids_to_tokens(tok("a red circle")["input_ids"])
@@ -27,6 +28,8 @@ from services.embedding.hf import PreTrainedTokenizerFast
 _CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 _CLIP_BOS, _CLIP_EOS, _CLIP_SUFFIX = "<|startoftext|>", "<|endoftext|>", "</w>"
 _SIGLIP_PAD, _SIGLIP_EOS, _SIGLIP_UNK = "<pad>", "</s>", "<unk>"
+# RoBERTa's specials in RoBERTa's order, so the ids are ClapTextConfig's defaults (bos 0, pad 1, eos 2).
+_ROBERTA_BOS, _ROBERTA_PAD, _ROBERTA_EOS, _ROBERTA_UNK = "<s>", "<pad>", "</s>", "<unk>"
 
 Merge = tuple[str, str]
 
@@ -111,5 +114,34 @@ def siglip_tokenizer(corpus: Iterable[str], *, max_length: int) -> PreTrainedTok
     tokenizer: PreTrainedTokenizerBase = PreTrainedTokenizerFast(
         tokenizer_object=bpe, pad_token=_SIGLIP_PAD, eos_token=_SIGLIP_EOS, unk_token=_SIGLIP_UNK,
         model_max_length=max_length,
+    )
+    return tokenizer
+
+
+def clap_tokenizer(corpus: Iterable[str], *, max_length: int) -> PreTrainedTokenizerBase:
+    """A RoBERTa-style tokenizer, as CLAP's text tower expects: ``<s> ... </s>``, padded with ``<pad>``.
+
+    Lower-cased, with a prefix space (every word gets RoBERTa's ``Ġ`` mark, the first one too). It is a plain
+    ``tokenizers`` pipeline rather than a RobertaTokenizer because that class rebuilds its pipeline when loaded
+    and would drop the lower-casing.
+
+    >>> tok = clap_tokenizer(["three short high beeps"], max_length=16)
+    >>> tok.convert_ids_to_tokens(tok("Three SHORT high beeps")["input_ids"])
+    ['<s>', 'Ġthree', 'Ġshort', 'Ġhigh', 'Ġbeeps', '</s>']
+    """
+    pre = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    merges = learn_merges(_words(corpus, pre))
+    vocab = _vocab([_ROBERTA_BOS, _ROBERTA_PAD, _ROBERTA_EOS, _ROBERTA_UNK], merges, "")
+    bpe = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=_ROBERTA_UNK))
+    bpe.normalizer = _normaliser()
+    bpe.pre_tokenizer = pre
+    bpe.decoder = decoders.ByteLevel()
+    bpe.post_processor = processors.RobertaProcessing(
+        (_ROBERTA_EOS, vocab[_ROBERTA_EOS]), (_ROBERTA_BOS, vocab[_ROBERTA_BOS]), trim_offsets=True,
+        add_prefix_space=True,
+    )
+    tokenizer: PreTrainedTokenizerBase = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token=_ROBERTA_BOS, eos_token=_ROBERTA_EOS, pad_token=_ROBERTA_PAD,
+        unk_token=_ROBERTA_UNK, cls_token=_ROBERTA_BOS, sep_token=_ROBERTA_EOS, model_max_length=max_length,
     )
     return tokenizer

@@ -1,0 +1,77 @@
+"""What every transformers embedder here shares: device and dtype resolution, the embedding inside a
+``get_*_features`` output, unit-length float32 rows, and the advice that goes with a failed load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from services.config import BUILTIN_MODEL, BUILTIN_SOUNDS_MODEL
+from services.embedding.errors import ModelLoadError
+
+Vectors = npt.NDArray[np.float32]
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; an explicit GPU must be visible."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} asked for, but torch sees no GPU: set XMODAL_SPACES__<NAME>__DEVICE "
+                             "to auto or cpu, or check the driver and the torch build")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """``auto`` -> bf16 on a GPU, fp32 on the CPU (CPU half precision is slow and lossy)."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if dtype not in _DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r}: set XMODAL_SPACES__<NAME>__DTYPE to auto or one of "
+                             f"{sorted(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def pooled_features(output: object) -> torch.Tensor:
+    """The embedding from ``get_*_features``: a tensor in transformers 4.x, an output object in 5.x.
+
+    In 5.x the projected embedding is the output's ``pooler_output`` (the first element of its tuple form).
+    """
+    if isinstance(output, torch.Tensor):
+        return output
+    pooled = getattr(output, "pooler_output", None)
+    if pooled is None and isinstance(output, tuple) and len(output) > 1:
+        pooled = output[1]
+    if not isinstance(pooled, torch.Tensor):
+        raise TypeError(f"cannot find the embedding in a {type(output).__name__}")
+    return pooled
+
+
+def unit_rows(features: torch.Tensor) -> Vectors:
+    """(n, dim) features -> float32 numpy rows of unit length."""
+    vectors = torch.nn.functional.normalize(features.float(), dim=-1)
+    return vectors.cpu().numpy().astype(np.float32, copy=False)
+
+
+def to_device(inputs: Mapping[str, torch.Tensor], device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Model inputs moved to ``device``; floating ones (pixels, spectrograms) also cast to the model's dtype."""
+    return {k: v.to(device, dtype=dtype) if v.is_floating_point() else v.to(device) for k, v in inputs.items()}
+
+
+def load_advice(source: str, exc: BaseException) -> str:
+    """The message of a ModelLoadError: what failed, and which setting to change."""
+    hint = (
+        "Set XMODAL_SPACES__<NAME>__NAME to a local directory holding a transformers checkpoint (config.json, the "
+        "weights, tokenizer and processor files), or to a hub id when huggingface.co is reachable "
+        f"(this machine may have no network); '{BUILTIN_MODEL}' (images + texts) and '{BUILTIN_SOUNDS_MODEL}' "
+        "(audio + texts) are the small models shipped with xmodal."
+    )
+    if isinstance(exc, ImportError):
+        hint = f"Install the package the checkpoint needs (e.g. sentencepiece for SigLIP). {hint}"
+    return f"cannot load model {source!r}: {type(exc).__name__}: {exc}. {hint}"
