@@ -3,13 +3,25 @@
 
 const PAGE_SIZE = 24;
 const MAX_CHIPS = 4; // metadata values shown on a card; the rest are in the asset's JSON
+const MAX_ENTRIES = 50; // history entries whose query is remembered in memory (each may hold a File)
+const TARGETS = ["image", "text", "audio", "any"];
+const DEFAULT_TARGET = "image";
+const AUDIO_NAME = /\.(wav|flac|ogg|opus|mp3)$/i; // browsers leave the type empty for some of these
+const CAPTION_KEYS = ["caption", "description", "title"]; // metadata shown as an audio result's text
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  query: null, // {kind: "text", text} | {kind: "image", file} | {kind: "asset", assetId}
+  query: null, // {kind: "text", text} | {kind: "image" | "audio", file} | {kind: "asset", assetId}
   apiKey: sessionStorage.getItem("xmodal-api-key") || "",
   categories: new Set(),
-  objectUrls: [],
+  objectUrls: [], // blob URLs of result media, released with the results
+  dropUrl: null, // blob URL of the dropped file's preview
+  entries: new Map(), // history entry id -> {query, modifier}: what back/forward returns to
+  lastEntry: 0,
+  // Entry ids are unique to this page load: after a reload the history still holds the old ids, which must
+  // not name this load's entries (their queries are gone; the URL is all that is left of them).
+  load: Date.now().toString(36) + Math.random().toString(36).slice(2, 8),
+  running: 0, // id of the newest search; answers to older ones are dropped
   searches: 0, // finished searches, exposed as data-searches on the results (tests wait on it)
 };
 
@@ -53,9 +65,9 @@ async function request(url, init) {
 
 function searchRequest() {
   const q = state.query;
-  if (q.kind === "image") {
+  if (q.kind === "image" || q.kind === "audio") {
     const form = new FormData();
-    form.append("image", q.file, q.file.name || "upload");
+    form.append(q.kind, q.file, q.file.name || "upload"); // the field names the query's modality
     form.append("query", JSON.stringify(options()));
     return request("/v1/search/upload", { method: "POST", body: form, headers: headers({}) });
   }
@@ -67,27 +79,106 @@ function searchRequest() {
   });
 }
 
-async function runSearch() {
+// -- state in the URL ---------------------------------------------------------------------------------------
+// The URL holds what a link can carry: a text query (q), the target and the category filter, so a search can
+// be shared or bookmarked. Uploads and more-like-this are not in it (the file is not on the server, and an
+// asset id alone is a poor link): such a search leaves only target and category in the URL. Its history
+// entry remembers the query in memory (state.entries), so back/forward in this tab still returns to it.
+
+function urlFor(query) {
+  const params = new URLSearchParams();
+  if (query && query.kind === "text") params.set("q", query.text);
+  params.set("target", target());
+  const category = $("category").value;
+  if (category) params.set("category", category);
+  return location.pathname + "?" + params.toString();
+}
+
+// Sets the controls from the URL; returns its text query, or null.
+function readUrl() {
+  const params = new URLSearchParams(location.search);
+  const wanted = params.get("target");
+  const t = TARGETS.includes(wanted) ? wanted : DEFAULT_TARGET;
+  document.querySelector(`input[name=target][value=${t}]`).checked = true;
+  setCategory(params.get("category") || "");
+  const text = (params.get("q") || "").trim();
+  return text ? { kind: "text", text } : null;
+}
+
+function sameQuery(a, b) {
+  if (!a || !b || a.kind !== b.kind) return a === b;
+  if (a.kind === "text") return a.text === b.text;
+  if (a.kind === "asset") return a.assetId === b.assetId;
+  return a.file === b.file;
+}
+
+// Writes the search about to run into the history: "push" adds an entry (unless it would repeat the current
+// one), "replace" rewrites the current one (the search the page opened with), "none" leaves it (back/forward).
+function record(how) {
+  if (how === "none") return;
+  const url = urlFor(state.query);
+  const modifier = $("modifier").value;
+  const currentId = history.state && history.state.entry;
+  const current = state.entries.get(currentId);
+  const repeat = current && url === location.pathname + location.search
+    && sameQuery(current.query, state.query) && current.modifier === modifier;
+  const push = how === "push" && !repeat;
+  if (!push) state.entries.delete(currentId);
+  const id = `${state.load}-${++state.lastEntry}`;
+  state.entries.set(id, { query: state.query, modifier });
+  while (state.entries.size > MAX_ENTRIES) state.entries.delete(state.entries.keys().next().value);
+  if (push) history.pushState({ entry: id }, "", url);
+  else history.replaceState({ entry: id }, "", url);
+}
+
+function onPopState(ev) {
+  const fromUrl = readUrl();
+  const remembered = ev.state && state.entries.get(ev.state.entry);
+  showQuery(remembered ? remembered.query : fromUrl, remembered ? remembered.modifier : "");
+  if (state.query) {
+    runSearch("none");
+    return;
+  }
+  state.running += 1; // an answer still on its way is not for this page any more
+  $("search-btn").disabled = false;
+  clearResults("Type a query, or drop an image or a sound.");
+}
+
+// -- searching --------------------------------------------------------------------------------------------
+
+async function runSearch(how = "push") {
   if (!state.query) return;
+  record(how);
+  const id = ++state.running;
   showError(null);
   $("search-btn").disabled = true;
   $("status").textContent = "Searching…";
   try {
     const res = await searchRequest();
+    if (id !== state.running) return; // a newer search is under way; this answer is out of date
     render(res.results);
     const n = res.results.length;
-    $("status").textContent = `model ${res.model} · ${res.took_ms.toFixed(1)} ms · ${n} result${n === 1 ? "" : "s"}`;
+    $("status").textContent = `space ${res.space} · model ${res.model} · ${res.took_ms.toFixed(1)} ms · `
+      + `${n} result${n === 1 ? "" : "s"}`;
   } catch (err) {
-    releaseObjectUrls();
-    $("results").replaceChildren(); // results of an earlier query would look like answers to this one
-    $("empty").hidden = true;
+    if (id !== state.running) return;
+    clearResults("The search failed."); // results of an earlier query would look like answers to this one
     showError(err);
-    $("status").textContent = "The search failed.";
   } finally {
-    $("search-btn").disabled = false;
-    state.searches += 1;
-    $("results").dataset.searches = String(state.searches);
+    if (id === state.running) {
+      $("search-btn").disabled = false;
+      state.searches += 1;
+      $("results").dataset.searches = String(state.searches);
+    }
   }
+}
+
+function clearResults(status) {
+  releaseObjectUrls();
+  $("results").replaceChildren();
+  $("empty").hidden = true;
+  showError(null);
+  $("status").textContent = status;
 }
 
 function showError(err) {
@@ -108,14 +199,17 @@ function showError(err) {
   box.hidden = false;
 }
 
+// -- results ------------------------------------------------------------------------------------------------
+
 function releaseObjectUrls() {
   state.objectUrls.forEach((u) => URL.revokeObjectURL(u));
   state.objectUrls = [];
 }
 
-async function loadThumb(img, url) {
+// Points an <img> or <audio> at a preview; with an API key it is fetched with the key and given as a blob.
+async function loadMedia(el, url) {
   if (!state.apiKey) {
-    img.src = url; // no key: let the browser load and cache it directly
+    el.src = url; // no key: let the browser load and cache it directly
     return;
   }
   try {
@@ -123,9 +217,63 @@ async function loadThumb(img, url) {
     if (!resp.ok) return;
     const objectUrl = URL.createObjectURL(await resp.blob());
     state.objectUrls.push(objectUrl);
-    img.src = objectUrl;
+    el.src = objectUrl;
   } catch (e) {
-    // a missing thumbnail leaves the grey tile; the result itself is still shown
+    // a missing preview leaves the grey tile (or no player); the result itself is still shown
+  }
+}
+
+function captionOf(r) {
+  const meta = r.metadata || {};
+  const key = CAPTION_KEYS.find((k) => typeof meta[k] === "string" && meta[k]);
+  return key ? meta[key] : r.text || r.asset_id;
+}
+
+function imageMedia(r) {
+  const img = document.createElement("img");
+  img.alt = r.asset_id;
+  img.loading = "lazy";
+  loadMedia(img, r.preview);
+  return [img];
+}
+
+function soundMedia(r) {
+  const caption = document.createElement("p");
+  caption.className = "caption";
+  caption.textContent = captionOf(r);
+  if (!r.preview) return [caption];
+  const player = document.createElement("audio");
+  player.controls = true;
+  player.preload = "metadata";
+  player.setAttribute("aria-label", `Play ${r.asset_id}`);
+  loadMedia(player, r.preview);
+  return [caption, player];
+}
+
+function textMedia(r) {
+  const p = document.createElement("p");
+  p.className = "text";
+  p.textContent = r.text || r.asset_id;
+  return [p];
+}
+
+function mediaOf(r) {
+  if (r.modality === "audio") return soundMedia(r);
+  return r.preview ? imageMedia(r) : textMedia(r);
+}
+
+function chips(meta, r, cardText) {
+  const shown = new Set();
+  for (const [key, v] of Object.entries(r.metadata || {})) {
+    const text = Array.isArray(v) ? v.join(", ") : String(v);
+    // e.g. category repeating shape, or a caption that is the card's own text
+    if (text === cardText || shown.has(text) || shown.size >= MAX_CHIPS) continue;
+    shown.add(text);
+    const chip = document.createElement("span");
+    chip.className = "chip";
+    chip.title = `${key}: ${text}`;
+    chip.textContent = text;
+    meta.append(chip);
   }
 }
 
@@ -141,33 +289,13 @@ function render(results) {
     card.dataset.modality = r.modality;
     card.dataset.score = String(r.score);
     card.dataset.meta = JSON.stringify(r.metadata || {});
+    card.classList.toggle("sound", r.modality === "audio");
     const media = card.querySelector(".media");
-    if (r.preview) {
-      const img = document.createElement("img");
-      img.alt = r.asset_id;
-      img.loading = "lazy";
-      loadThumb(img, r.preview);
-      media.append(img);
-    } else {
-      const p = document.createElement("p");
-      p.className = "text";
-      p.textContent = r.text || r.asset_id;
-      media.append(p);
-    }
+    media.classList.toggle("sound", r.modality === "audio");
+    media.append(...mediaOf(r));
     card.querySelector(".score").textContent = r.score.toFixed(3);
     card.querySelector(".modality").textContent = r.modality;
-    const meta = card.querySelector(".meta");
-    const shown = new Set();
-    for (const [k, v] of Object.entries(r.metadata || {})) {
-      const text = Array.isArray(v) ? v.join(", ") : String(v);
-      if (shown.has(text) || shown.size >= MAX_CHIPS) continue; // e.g. category repeating shape
-      shown.add(text);
-      const chip = document.createElement("span");
-      chip.className = "chip";
-      chip.title = `${k}: ${text}`;
-      chip.textContent = text;
-      meta.append(chip);
-    }
+    chips(card.querySelector(".meta"), r, media.textContent);
     card.querySelector(".more").addEventListener("click", () => moreLikeThis(r));
     grid.append(card);
     const category = r.metadata && r.metadata.category;
@@ -192,67 +320,90 @@ function fillCategories() {
   select.value = current;
 }
 
-function setActive(label, previewUrl) {
+function setCategory(category) {
+  if (category) {
+    state.categories.add(category); // a category from a link may not have been seen in results yet
+    fillCategories();
+  }
+  $("category").value = category;
+}
+
+// -- the query ------------------------------------------------------------------------------------------------
+
+function fileKind(file) {
+  const type = file.type || "";
+  if (type.startsWith("audio/") || AUDIO_NAME.test(file.name || "")) return "audio";
+  return type.startsWith("image/") ? "image" : null;
+}
+
+// Shows ``query`` in the form (the text box, or the dropped file / asset above the refine box) and makes it
+// the current query, without searching.
+function showQuery(query, modifier) {
+  state.query = query;
+  $("q").value = query && query.kind === "text" ? query.text : "";
+  $("modifier").value = modifier || "";
+  if (!query || query.kind === "text") setActive(null, null);
+  else if (query.kind === "asset") setActive(`More like ${query.assetId}`, null);
+  else setActive(`${query.kind === "audio" ? "Sound" : "Image"}: ${query.file.name || "upload"}`, query);
+}
+
+function setActive(label, fileQuery) {
   $("active").hidden = !label;
   $("active-label").textContent = label || "";
-  const preview = $("drop-preview");
-  preview.onerror = () => { preview.hidden = true; }; // not an image the browser can show
-  preview.hidden = !previewUrl;
-  if (previewUrl) preview.src = previewUrl;
-  else preview.removeAttribute("src");
-  $("drop-label").textContent = previewUrl
-    ? "Searching by this image. Drop another, or choose a file."
-    : "Drop an image here or choose a file to search by image";
+  if (state.dropUrl) URL.revokeObjectURL(state.dropUrl);
+  state.dropUrl = fileQuery ? URL.createObjectURL(fileQuery.file) : null;
+  const image = $("drop-preview");
+  const audio = $("drop-audio");
+  image.onerror = () => { image.hidden = true; }; // not an image the browser can show
+  audio.onerror = () => { audio.hidden = true; }; // nor a clip it can play (the gateway may decode it)
+  for (const [el, kind] of [[image, "image"], [audio, "audio"]]) {
+    const shown = fileQuery !== null && fileQuery.kind === kind;
+    el.hidden = !shown;
+    if (shown) el.src = state.dropUrl;
+    else el.removeAttribute("src");
+  }
+  $("drop-label").textContent = fileQuery
+    ? `Searching by this ${fileQuery.kind === "audio" ? "sound" : "image"}. Drop another, or choose a file.`
+    : "Drop an image or a sound clip here, or choose a file, to search with it";
 }
 
 function moreLikeThis(r) {
-  state.query = { kind: "asset", assetId: r.asset_id };
-  $("q").value = "";
-  $("modifier").value = "";
-  setActive(`More like ${r.asset_id}`, null);
+  showQuery({ kind: "asset", assetId: r.asset_id }, "");
   window.scrollTo({ top: 0, behavior: "smooth" });
   runSearch();
 }
 
-function useImage(file) {
+function useFile(file) {
   if (!file) return;
-  if (!file.type.startsWith("image/")) {
-    showError(new Error(`${file.name} is not an image`));
+  const kind = fileKind(file);
+  $("file").value = ""; // choosing the same file again searches again
+  if (!kind) {
+    showError(new Error(`${file.name} is neither an image nor a sound clip`));
     return;
   }
-  state.query = { kind: "image", file };
-  $("q").value = "";
-  const url = URL.createObjectURL(file);
-  setActive(`Image: ${file.name || "upload"}`, url);
+  showQuery({ kind, file }, "");
   runSearch();
 }
 
 function clearActive() {
-  state.query = null;
-  $("modifier").value = "";
+  showQuery(null, "");
   $("file").value = "";
-  setActive(null, null);
 }
 
-function wire() {
-  $("search-form").addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    const text = $("q").value.trim();
-    if (text) {
-      state.query = { kind: "text", text };
-      setActive(null, null);
-    }
-    runSearch();
-  });
+// -- wiring ---------------------------------------------------------------------------------------------------
+
+function wireDrop() {
   const drop = $("drop");
-  drop.addEventListener("click", () => $("file").click());
+  drop.addEventListener("click", (ev) => {
+    if (ev.target !== $("drop-audio")) $("file").click(); // the query clip's player takes its own clicks
+  });
   drop.addEventListener("keydown", (ev) => {
-    if (ev.key === "Enter" || ev.key === " ") {
+    if (ev.target === drop && (ev.key === "Enter" || ev.key === " ")) {
       ev.preventDefault();
       $("file").click();
     }
   });
-  $("file").addEventListener("change", (ev) => useImage(ev.target.files[0]));
+  $("file").addEventListener("change", (ev) => useFile(ev.target.files[0]));
   drop.addEventListener("dragover", (ev) => {
     ev.preventDefault();
     drop.classList.add("over");
@@ -261,8 +412,18 @@ function wire() {
   drop.addEventListener("drop", (ev) => {
     ev.preventDefault();
     drop.classList.remove("over");
-    useImage(ev.dataTransfer.files[0]);
+    useFile(ev.dataTransfer.files[0]);
   });
+}
+
+function wire() {
+  $("search-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const text = $("q").value.trim();
+    if (text) showQuery({ kind: "text", text }, "");
+    runSearch();
+  });
+  wireDrop();
   $("clear-active").addEventListener("click", clearActive);
   $("modifier").addEventListener("keydown", (ev) => {
     if (ev.key === "Enter") {
@@ -270,8 +431,12 @@ function wire() {
       runSearch();
     }
   });
-  document.querySelectorAll("input[name=target]").forEach((el) => el.addEventListener("change", runSearch));
-  $("category").addEventListener("change", runSearch);
+  document.querySelectorAll("input[name=target]").forEach((el) => el.addEventListener("change", () => runSearch()));
+  $("category").addEventListener("change", () => runSearch());
+  // One result plays at a time: starting one pauses the others (play does not bubble; capture sees it).
+  $("results").addEventListener("play", (ev) => {
+    document.querySelectorAll("#results audio").forEach((a) => { if (a !== ev.target) a.pause(); });
+  }, true);
   const key = $("api-key");
   key.value = state.apiKey;
   if (state.apiKey) $("key-box").hidden = false;
@@ -279,6 +444,16 @@ function wire() {
     state.apiKey = key.value.trim();
     sessionStorage.setItem("xmodal-api-key", state.apiKey);
   });
+  window.addEventListener("popstate", onPopState);
 }
 
-document.addEventListener("DOMContentLoaded", wire);
+function start() {
+  wire();
+  const query = readUrl(); // a shared or bookmarked search runs at once
+  if (query) {
+    showQuery(query, "");
+    runSearch("replace");
+  }
+}
+
+document.addEventListener("DOMContentLoaded", start);
