@@ -39,6 +39,23 @@ def sample_events(n: int, *, seed: int) -> list[AssetEvent]:
     return out
 
 
+def audio_events(n: int, *, seed: int = 3) -> list[AssetEvent]:
+    """``n`` clips of the sounds world (1-2 s, 16-bit WAV inline), every one a new asset."""
+    import soundfile as sf  # type: ignore[import-untyped]
+
+    from services.embedding.sounds import world
+
+    out = []
+    for i, s in enumerate(world.generate(n, seed=seed, split="val")):
+        buf = io.BytesIO()
+        sf.write(buf, s.audio, world.SAMPLING_RATE, format="WAV", subtype="PCM_16")
+        out.append(AssetEvent.model_validate({
+            "schema_version": 1, "asset_id": f"snd-{i}", "op": "upsert", "modality": "audio",
+            "data": base64.b64encode(buf.getvalue()).decode(), "event_time": datetime.now(UTC),
+            "metadata": {"caption": s.label, "i": i}}))
+    return out
+
+
 async def publish_at_rate(
     pub: EventPublisher, events: list[AssetEvent], rate: float, *, lane: Lane | None = None
 ) -> list[float]:

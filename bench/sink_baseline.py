@@ -22,7 +22,7 @@ from tests.harness.lanes import Lane
 
 
 async def run_sink(lane: Lane, n: int) -> dict[str, Any]:
-    embedder = load_embedder(WorkerSettings().model)
+    embedder = load_embedder(WorkerSettings().spaces["clip"])
     dim, space = embedder.dim, embedder.space
     rng = random.Random(5)
     records = []

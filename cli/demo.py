@@ -9,9 +9,10 @@ import os
 import time
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cli.invoke import XMODAL, with_root
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from cli.command import Subparsers
 
 QUERIES = ("a photo of a red circle", "a photo of a yellow star", "something blue")
+SOUND_QUERIES = ("a low hum", "three short high beeps", "a rising siren")
+SOUNDS_PER_CLASS = 3  # 28 classes: 84 clips and 28 texts
 PER_CLASS = 4  # 24 classes: 96 images and 24 texts
 
 
@@ -69,10 +72,23 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+def _search(base: str, q: str, target: str, limit: int) -> dict[str, Any]:
+    url = f"{base}/v1/search?" + urllib.parse.urlencode({"q": q, "target": target, "limit": limit})
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        body: dict[str, Any] = json.load(resp)
+    return body
+
+
+def _takes_audio(model: str) -> bool:
+    from services.config import BUILTIN_SOUNDS_MODEL
+
+    return model == BUILTIN_SOUNDS_MODEL or "clap" in model.lower()
+
+
 def run_demo() -> int:
     from cli.publish import publish_events
-    from cli.samples import shapes_sample
-    from services.config import GatewaySettings, WorkerSettings
+    from cli.samples import shapes_sample, sounds_sample
+    from services.config import GatewaySettings, WorkerSettings, enabled_spaces
     from services.errors import ConfigError
     from services.localstack import LocalStack
     from services.localstack.process import port_open
@@ -87,20 +103,26 @@ def run_demo() -> int:
     _start("gateway", lambda: _http_ok(f"{base}/readyz"), 180)
 
     events = shapes_sample(PER_CLASS)
-    texts = sum(e.text is not None for e in events)
-    print(f"==> publishing the shapes sample set ({len(events) - texts} images, {texts} texts) and waiting "
-          "until it is searchable")
+    with_audio = any(_takes_audio(m.name) for m in enabled_spaces(w.spaces).values())
+    if with_audio:
+        events += sounds_sample(SOUNDS_PER_CLASS)
+    counts = Counter(e.modality.value for e in events if e.modality is not None)
+    print(f"==> publishing the sample sets ({', '.join(f'{n} {m}' for m, n in sorted(counts.items()))}) and "
+          "waiting until they are searchable")
     rc = asyncio.run(publish_events(events, w.kafka, wait_timeout_s=300.0))
     if rc != 0:
         return rc
     print("==> sample searches (text -> image)")
     for q in QUERIES:
-        url = f"{base}/v1/search?" + urllib.parse.urlencode({"q": q, "target": "image", "limit": 5})
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            body = json.load(resp)
         top = ", ".join(f"{r['metadata'].get('color')} {r['metadata'].get('shape')} ({r['score']:.2f})"
-                        for r in body["results"])
+                        for r in _search(base, q, "image", 5)["results"])
         print(f"  {q!r:<28} -> {top}")
+    if with_audio:
+        print("==> sample searches (text -> audio)")
+        for q in SOUND_QUERIES:
+            top = ", ".join(f"{r['metadata'].get('caption')} ({r['score']:.2f})"
+                            for r in _search(base, q, "audio", 3)["results"])
+            print(f"  {q!r:<28} -> {top}")
     print(f"""
 xmodal is running.
   search page     {base}/

@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xmodal",
         description="Real-time cross-modal retrieval: Kafka -> Faust -> CLIP-family embeddings -> Weaviate.\n"
         "Settings come from XMODAL_* environment variables (nested with __), e.g.\n"
-        "  XMODAL_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:9092  XMODAL_MODEL__NAME=openai/clip-vit-base-patch32",
+        "  XMODAL_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:9092  XMODAL_SPACES__CLIP__NAME=openai/clip-vit-base-patch32",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -18,23 +18,25 @@ if TYPE_CHECKING:
     from services.publish import Published
 
 CHUNK = 200  # events per publish_many call, and per step of the progress bar
-SAMPLES = ("shapes",)
+SAMPLES = ("shapes", "sounds")
 
 
 def add_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
-        "publish", help="publish asset events from a JSONL file, a folder, or the shapes sample set",
+        "publish", help="publish asset events from a JSONL file, a folder, or a built-in sample set",
         description="Validates every event first, then publishes them to the `assets` topic "
         "(XMODAL_KAFKA__TOPIC; key = asset_id). SOURCE is a JSONL file with one AssetEvent per line (see "
-        "schemas/asset_event.schema.json) or a folder of images and .txt/.md files (asset_id = path relative "
-        "to the folder, metadata from a sidecar <file>.json; images over 700 KiB go as file:// URIs, which "
+        "schemas/asset_event.schema.json) or a folder of images, audio clips and .txt/.md files (asset_id = path "
+        "relative to the folder, metadata from a sidecar <file>.json; files over 700 KiB go as file:// URIs, which "
         "the worker reads only under XMODAL_FETCH__FILE_ROOTS).",
     )
     p.add_argument("source", nargs="?", type=Path, help="JSONL file or folder")
     p.add_argument("--sample", metavar="NAME", choices=SAMPLES,
                    help="publish a built-in sample set instead of SOURCE (shapes: 24 colour/shape classes, "
-                   "--per-class images of each plus one caption each; 120 assets by default)")
-    p.add_argument("--per-class", type=int, default=4, help="images per colour/shape pair for --sample shapes")
+                   "--per-class images of each plus one caption each, 120 assets by default; sounds: 28 "
+                   "classes of sounds, --per-class clips of each plus one caption each)")
+    p.add_argument("--per-class", type=int, default=None,
+                   help="items per class of --sample (default: 4 images per shape class, 3 clips per sound)")
     p.add_argument("--wait", action="store_true",
                    help="after publishing, wait until the worker has stored everything (read-your-writes); "
                    "exit 1 when --timeout passes first")
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(publish_events(events, WorkerSettings().kafka, wait_timeout_s=wait_timeout_s))
 
 
-def load_events(source: Path | None, *, sample: str | None = None, per_class: int = 4) -> list[AssetEvent]:
+def load_events(source: Path | None, *, sample: str | None = None, per_class: int | None = None) -> list[AssetEvent]:
     """The events of a sample set, a folder or a JSONL file, all validated; ConfigError says what is wrong."""
     from services.errors import ConfigError
     from services.publish.sources import from_folder, from_jsonl
@@ -58,9 +60,14 @@ def load_events(source: Path | None, *, sample: str | None = None, per_class: in
     if sample == "shapes":
         from cli.samples import shapes_sample
 
-        return shapes_sample(per_class)
+        return shapes_sample(per_class or 4)
+    if sample == "sounds":
+        from cli.samples import sounds_sample
+
+        return sounds_sample(per_class or 3)
     if source is None:
-        raise ConfigError("give a SOURCE (JSONL file or folder) or --sample shapes; see xmodal publish --help")
+        raise ConfigError("give a SOURCE (JSONL file or folder) or --sample shapes|sounds; "
+                          "see xmodal publish --help")
     if source.is_dir():
         return list(from_folder(source))
     if source.is_file():

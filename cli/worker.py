@@ -13,9 +13,9 @@ def add_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "worker", help="consume `assets`, embed, write Weaviate, dead-letter bad events",
         description="Runs the ingest worker (a Faust app, one consumer group, XMODAL_KAFKA__GROUP_ID). Start "
-        "more workers to scale out, up to the number of partitions. The model is XMODAL_MODEL__NAME "
-        "(default: the shipped shapes model). Serves /metrics on XMODAL_WEB_HOST:XMODAL_WEB_PORT "
-        "(127.0.0.1:6066).",
+        "more workers to scale out, up to the number of partitions. Its embedding spaces are XMODAL_SPACES "
+        "(default: the shipped shapes CLIP and, for audio, the sounds CLAP). Serves /metrics on "
+        "XMODAL_WEB_HOST:XMODAL_WEB_PORT (127.0.0.1:6066).",
     )
     p.set_defaults(handler=run)
 

@@ -1,7 +1,7 @@
 """Settings: one pydantic-settings class per deployable (worker, gateway, local stack).
 
 Every field is also an environment variable: prefix ``XMODAL_``, nested with ``__``, e.g.
-``XMODAL_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` or ``XMODAL_MODEL__NAME=openai/clip-vit-base-patch32``.
+``XMODAL_KAFKA__BOOTSTRAP_SERVERS=broker:9092`` or ``XMODAL_SPACES__CLIP__NAME=openai/clip-vit-base-patch32``.
 The sections (kafka, weaviate, model, fetch) are shared, so one variable configures every deployable.
 os.environ is read nowhere else.
 """
@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _ENV = SettingsConfigDict(env_prefix="XMODAL_", env_nested_delimiter="__", extra="ignore")
 
 BUILTIN_MODEL = "builtin:shapes-clip"
+BUILTIN_SOUNDS_MODEL = "builtin:sounds-clap"
 
 
 def _xdg(var: str, default: str) -> Path:
@@ -46,18 +48,60 @@ class WeaviateSettings(BaseModel):
 
 
 class ModelSettings(BaseModel):
+    """One embedding space: a model and how it runs. The space's name is its key in ``spaces``."""
+
     name: str = Field(
         BUILTIN_MODEL,
-        description="transformers hub id or local path of a CLIP-family model (CLIP, SigLIP, SigLIP2). "
-        f"'{BUILTIN_MODEL}' is the small shapes model shipped with xmodal, for offline demos and tests.",
+        description="transformers hub id or local path of the space's model: a CLIP-family dual encoder "
+        "(CLIP, SigLIP, SigLIP2: images + texts) or a CLAP (audio + texts). "
+        f"'{BUILTIN_MODEL}' and '{BUILTIN_SOUNDS_MODEL}' are the small models shipped with xmodal.",
     )
-    space: str = Field(
-        "clip", description="Name of the embedding space; becomes the Weaviate named vector. "
-        "Change it together with a model of another space."
-    )
+    enabled: bool = Field(True, description="false turns the space off (its stored vectors stay).")
+    space: str = Field("clip", description="The space's name, the Weaviate named vector (set from the key).")
     device: str = Field("auto", description="auto (cuda when available, else cpu), cpu, cuda, cuda:1, ...")
     dtype: str = Field("auto", description="auto (bf16 on GPU, fp32 on CPU), float32, float16, bfloat16.")
     max_batch: int = Field(64, ge=1, description="Most inputs per forward pass. Raise on a GPU (256+).")
+
+
+#: The spaces a deployment has unless told otherwise. XMODAL_SPACES__<NAME>__<FIELD> changes one field of a
+#: space, adds a space (a new name), or turns one off (XMODAL_SPACES__CLAP__ENABLED=false).
+DEFAULT_SPACES: dict[str, dict[str, Any]] = {
+    "clip": {"name": BUILTIN_MODEL},
+    "clap": {"name": BUILTIN_SOUNDS_MODEL, "max_batch": 32},
+}
+
+
+def _spaces_over_defaults(value: Any) -> Any:
+    """Each configured space is its defaults (if it has any) with the given fields on top."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        return value
+    merged: dict[str, Any] = {name: dict(fields) for name, fields in DEFAULT_SPACES.items()}
+    for name, fields in value.items():
+        key = str(name).lower()
+        given = fields.model_dump() if isinstance(fields, BaseModel) else dict(fields or {})
+        merged[key] = {**merged.get(key, {}), **given, "space": key}
+    for key, fields in merged.items():
+        fields["space"] = key
+    return merged
+
+
+Spaces = Annotated[dict[str, ModelSettings], BeforeValidator(_spaces_over_defaults)]
+
+
+def enabled_spaces(spaces: dict[str, ModelSettings]) -> dict[str, ModelSettings]:
+    """The spaces that are on, in configuration order."""
+    return {name: m for name, m in spaces.items() if m.enabled}
+
+
+def _spaces_field() -> Any:
+    return Field(
+        default_factory=lambda: {k: ModelSettings(**v) for k, v in _spaces_over_defaults({}).items()},
+        description="Embedding spaces, name -> model (each one named vector of the collection). An asset "
+        "gets a vector in every space whose model accepts its modality. XMODAL_SPACES__CLIP__NAME=<hub id or "
+        "path> changes a model, a new name adds a space, XMODAL_SPACES__<NAME>__ENABLED=false turns one off.",
+    )
 
 
 class FetchSettings(BaseModel):
@@ -66,6 +110,15 @@ class FetchSettings(BaseModel):
     max_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Largest content accepted, in bytes.")
     max_redirects: int = Field(3, ge=0, description="Redirects followed; each target is checked again.")
     max_pixels: int = Field(40_000_000, ge=1, description="Largest decoded image (width*height).")
+    max_audio_seconds: float = Field(
+        600.0, gt=0, description="Longest audio clip decoded, in seconds: checked from the header before "
+        "reading and again while reading; longer clips are dead-lettered as too_large. 600 s decodes to 115 MB "
+        "(48 kHz mono float32).",
+    )
+    max_audio_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="Largest audio file decoded, in bytes (fetches are capped by "
+        "max_bytes first)."
+    )
     retries: int = Field(2, ge=0, description="Retries of a failed http fetch before it counts as failed.")
     file_roots: list[Path] = Field(
         default_factory=list, description="Folders file:// URIs may read from. Empty: file:// refused."
@@ -93,7 +146,7 @@ class WorkerSettings(BaseSettings):
     model_config = _ENV
     kafka: KafkaSettings = KafkaSettings()
     weaviate: WeaviateSettings = WeaviateSettings()
-    model: ModelSettings = ModelSettings()
+    spaces: Spaces = _spaces_field()
     fetch: FetchSettings = FetchSettings()
     batch: BatchSettings = BatchSettings()
     web_host: str = Field("127.0.0.1", description="Bind address of the worker's web server (/metrics).")
@@ -123,7 +176,7 @@ class GatewaySettings(BaseSettings):
     model_config = _ENV
     kafka: KafkaSettings = KafkaSettings()
     weaviate: WeaviateSettings = WeaviateSettings()
-    model: ModelSettings = ModelSettings()
+    spaces: Spaces = _spaces_field()
     fetch: FetchSettings = FetchSettings()
     host: str = Field("127.0.0.1", description="Bind address. Use 0.0.0.0 only behind a proxy or with API keys.")
     port: int = Field(8000, description="HTTP port.")

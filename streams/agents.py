@@ -47,16 +47,21 @@ class FaustDeadLetterSink:
             raise TransientError(f"could not produce a dead letter: {exc!r}") from exc
 
 
+def gpu_stats_of(devices: Sequence[str]) -> list[Any]:
+    return [sample for device in devices for sample in gpu_stats(device)]
+
+
 def to_record(event: Any) -> Record:
     m = event.message
     return Record(key=m.key, value=m.value, topic=m.topic, partition=m.partition, offset=m.offset,
                   timestamp_ms=int(m.timestamp * 1000) if m.timestamp else None)
 
 
-def register(app: faust.App, settings: WorkerSettings, embedder: AsyncEmbedder) -> None:
+def register(app: faust.App, settings: WorkerSettings, embedders: Sequence[AsyncEmbedder]) -> None:
     topic, dlq = assets_topic(app, settings), dlq_topic(app, settings)
+    devices = sorted({e.device for e in embedders})
     # lag (and GPU) gauges refreshed in the background, so /metrics shows them even while idle
-    app.task(lambda: export_loop(settings.kafka, gpu_stats=partial(gpu_stats, embedder.device)))
+    app.task(lambda: export_loop(settings.kafka, gpu_stats=partial(gpu_stats_of, devices)))
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -69,12 +74,13 @@ def register(app: faust.App, settings: WorkerSettings, embedder: AsyncEmbedder) 
                 await stream.ack(event)
             await app.consumer.commit()  # the committed offset follows the store closely
 
-        spaces = {embedder.space: embedder.dim}
+        spaces = {e.space: e.dim for e in embedders}
+        decoding = Preparer.decoding_for(embedders, settings.fetch)
         async with AssetStore(settings.weaviate, spaces) as store, Fetcher(settings.fetch) as fetcher:
             await store.ensure_collection()
             protocol: BatchProtocol[Any] = BatchProtocol(
-                preparer=Preparer(embedder=embedder, fetcher=fetcher, batch=settings.batch, fetch=settings.fetch),
-                writer=Writer(store=store, dead_letters=FaustDeadLetterSink(dlq), model_id=embedder.model_id),
+                preparer=Preparer(embedders=embedders, fetcher=fetcher, batch=settings.batch, decoding=decoding),
+                writer=Writer(store=store, dead_letters=FaustDeadLetterSink(dlq)),
                 store=store, ack=ack, backoff=Backoff.of(settings.batch),
             )
             try:

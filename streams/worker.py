@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from services.config import WorkerSettings
+from services.config import WorkerSettings, enabled_spaces
 from services.embedding.model import load_embedder
 from services.embedding.runner import AsyncEmbedder
 from services.fetch.images import preload_codecs
@@ -22,13 +22,16 @@ def run_worker(settings: WorkerSettings) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "weaviate"):  # one line per request at INFO drowns the worker's own
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    # Load the model before joining the consumer group: a slow load must not stall a rebalance.
-    embedder = AsyncEmbedder(load_embedder(settings.model), max_batch=settings.model.max_batch)
+    # Load the models before joining the consumer group: a slow load must not stall a rebalance.
+    embedders = [AsyncEmbedder(load_embedder(space), max_batch=space.max_batch)
+                 for space in enabled_spaces(settings.spaces).values()]
     preload_codecs()
-    logging.getLogger("xmodal.worker").info(
-        "model %s (space %s, %d dims) on %s", embedder.model_id, embedder.space, embedder.dim, embedder.device
-    )
+    for e in embedders:
+        logging.getLogger("xmodal.worker").info(
+            "space %s: model %s (%s, %d dims) on %s", e.space, e.model_id, "+".join(sorted(e.modalities)), e.dim,
+            e.device,
+        )
     app = create_app(settings)
-    register(app, settings, embedder)
+    register(app, settings, embedders)
     worker = Worker(app, loglevel=level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -70,7 +70,7 @@ class Deps:
     makes one: a collector samples Kafka and the workers, which only a deployment should do).
     """
 
-    encoder: QueryEncoder
+    encoders: dict[str, QueryEncoder]  # space -> its query encoder, in configured order
     store: SearchStore
     fetcher: Fetcher
     events: EventSink | None = None

@@ -1,4 +1,4 @@
-"""Query embedding for the gateway: a query text or image -> one vector of the model's space.
+"""Query embedding for the gateway: a query text, image or clip -> one vector of an embedding space.
 
 The query path, two layers between a handler and the model::
 
@@ -10,7 +10,7 @@ the model on its device's inference thread with at most ``query_batch_max`` inpu
 
 Exported (services.monitoring.metrics): ``xmodal_query_cache_total{result}``;
 ``xmodal_query_queue_depth``, ``xmodal_query_batch_size``, ``xmodal_query_queue_seconds`` and
-``xmodal_query_inference_seconds``, each by ``modality`` (text, image); ``xmodal_query_failures_total{cause}``
+``xmodal_query_inference_seconds``, each by ``modality`` (text, image, audio); ``xmodal_query_failures_total{cause}``
 with cause overloaded (queue full, answered 429), model_error (the model raised) and timeout (the request's
 deadline passed while its query was queued or in the model).
 """
@@ -23,6 +23,8 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from typing import Generic, Literal, TypeVar
 
+import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from services.config import GatewaySettings
@@ -35,9 +37,10 @@ from services.monitoring import metrics
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 T = TypeVar("T")
-Modality = Literal["text", "image"]
+Modality = Literal["text", "image", "audio"]
 FailureCause = Literal["overloaded", "model_error", "timeout"]
 FAILURE_CAUSES: tuple[FailureCause, ...] = ("overloaded", "model_error", "timeout")
+AudioSamples = npt.NDArray[np.float32]
 
 
 class LruCache(Generic[K, V]):
@@ -103,16 +106,19 @@ class ExportedBatcher(BatchObserver):
 
 
 class QueryEncoder:
-    """The gateway's query embedding: cached text queries, batched text and image queries, their metrics.
+    """One embedding space's query side: cached text queries, batched text, image and audio queries, metrics.
 
     ``model_id`` and ``space`` say which model and embedding space answer (responses and store queries
-    name them). Vectors come back as plain lists, a fresh one per call, as the store takes them.
+    name them); ``modalities`` are what its model embeds. Vectors come back as plain lists, a fresh one per
+    call, as the store takes them.
     """
 
     def __init__(self, embedder: Embedder, *, max_batch: int, max_wait_s: float, queue_max: int,
                  cache_size: int, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
         self.model_id: str = embedder.model_id
         self.space: str = embedder.space
+        self.modalities: frozenset[str] = frozenset(embedder.modalities)
+        self.sampling_rate: int | None = embedder.sampling_rate
         device = InferenceThread.for_device(embedder.device)
 
         async def embed_texts(batch: list[str]) -> Vector:
@@ -121,12 +127,16 @@ class QueryEncoder:
         async def embed_images(batch: list[Image.Image]) -> Vector:
             return await device.run(embedder.embed_images, batch)
 
+        async def embed_audio(batch: list[AudioSamples]) -> Vector:
+            return await device.run(embedder.embed_audio, batch)
+
         def batcher(embed: EmbedBatch[T], modality: Modality) -> QueryBatcher[T]:
             return QueryBatcher(embed, max_batch=max_batch, max_wait_s=max_wait_s, queue_max=queue_max,
                                 clock=clock, sleep=sleep, observer=ExportedBatcher(modality))
 
         self.texts: QueryBatcher[str] = batcher(embed_texts, "text")
         self.images: QueryBatcher[Image.Image] = batcher(embed_images, "image")
+        self.audio: QueryBatcher[AudioSamples] = batcher(embed_audio, "audio")
         self.cache: LruCache[str, Vector] = LruCache(cache_size)
         for cause in FAILURE_CAUSES:
             metrics.QUERY_FAILURES.labels(cause)  # exported from 0, so rates and alerts see every cause
@@ -150,9 +160,15 @@ class QueryEncoder:
         as_list: list[float] = (await _submit(self.images, image)).tolist()
         return as_list
 
+    async def encode_audio(self, samples: AudioSamples) -> list[float]:
+        """The vector of an audio query: mono float32 samples at ``sampling_rate``."""
+        as_list: list[float] = (await _submit(self.audio, samples)).tolist()
+        return as_list
+
     async def close(self) -> None:
         await self.texts.close()
         await self.images.close()
+        await self.audio.close()
 
 
 async def _submit(batcher: QueryBatcher[T], item: T) -> Vector:

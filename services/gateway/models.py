@@ -1,8 +1,9 @@
 """The gateway's request and response bodies: pydantic models, also the source of /openapi.json.
 
-A search names exactly one query: ``text``, ``image`` (inline base64 or a URI) or ``asset_id``
+A search names exactly one query: ``text``, ``image`` or ``audio`` (inline base64 or a URI) or ``asset_id``
 ("more like this"). An optional ``modifier`` text moves the query vector towards that text (a composed
-query: "this picture, but green").
+query: "this picture, but green"). The embedding space that answers follows from the query's modality and
+the ``target`` (text -> image: clip; text -> audio: clap; audio -> text: clap); the response names it.
 
 >>> SearchRequest.model_validate({"text": "a red circle", "limit": 5}).query_kind()
 'text'
@@ -51,6 +52,21 @@ class ImageUri(BaseModel):
                      description="Where the image is.")
 
 
+class AudioData(BaseModel):
+    """An audio clip carried in the request, base64 encoded (standard or URL-safe alphabet)."""
+
+    model_config = ConfigDict(extra="forbid", title="AudioData")
+    data: str = Field(min_length=1, description="The audio file (WAV, FLAC, OGG, Opus, MP3), base64 encoded.")
+
+
+class AudioUri(BaseModel):
+    """An audio clip the gateway fetches, with the same guards as an image URI."""
+
+    model_config = ConfigDict(extra="forbid", title="AudioUri")
+    uri: str = Field(min_length=1, max_length=MAX_IMAGE_URI_CHARS, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:",
+                     description="Where the clip is.")
+
+
 class Modifier(BaseModel):
     """Text that moves the query: normalize((1 - weight) * query + weight * text)."""
 
@@ -89,31 +105,36 @@ class SearchOptions(BaseModel):
 
 
 class SearchRequest(SearchOptions):
-    """A search: exactly one of ``text``, ``image``, ``asset_id``, plus options."""
+    """A search: exactly one of ``text``, ``image``, ``audio``, ``asset_id``, plus options."""
 
     model_config = ConfigDict(
         extra="forbid", title="SearchRequest",
-        json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["image"]},
+        json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["image"]}, {"required": ["audio"]},
                                      {"required": ["asset_id"]}]},
     )
     text: QueryText | SkipJsonSchema[None] = Field(None, description="A text query.")
     image: ImageData | ImageUri | SkipJsonSchema[None] = Field(None, description="An image query.")
+    audio: AudioData | AudioUri | SkipJsonSchema[None] = Field(None, description="An audio query (a clip).")
     asset_id: AssetId | SkipJsonSchema[None] = Field(
         None, description="More like this: search with a stored asset's vector (the asset is left out).")
 
     @model_validator(mode="after")
     def _one_query(self) -> SearchRequest:
-        given = [n for n in ("text", "image", "asset_id") if getattr(self, n) is not None]
+        given = [n for n in ("text", "image", "audio", "asset_id") if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of text, image, asset_id; got {given or 'none'}")
+            raise ValueError(f"give exactly one of text, image, audio, asset_id; got {given or 'none'}")
         return self
 
-    def query_kind(self) -> Literal["text", "image", "asset_id"]:
-        return "text" if self.text is not None else "image" if self.image is not None else "asset_id"
+    def query_kind(self) -> Literal["text", "image", "audio", "asset_id"]:
+        if self.text is not None:
+            return "text"
+        if self.image is not None:
+            return "image"
+        return "audio" if self.audio is not None else "asset_id"
 
 
 class UploadOptions(SearchOptions):
-    """The form fields of POST /v1/search/upload besides the `image` file."""
+    """The form fields of POST /v1/search/upload besides the `image` or `audio` file."""
 
     model_config = ConfigDict(extra="forbid", title="UploadOptions")
 
@@ -125,7 +146,8 @@ class SearchResult(BaseModel):
     modality: str
     metadata: dict[str, MetadataValue]
     text: str | None = Field(None, description="The text of a text asset.")
-    preview: str | None = Field(None, description="URL of the thumbnail of an image asset, when it has one.")
+    preview: str | None = Field(None, description="URL of the asset's preview, when it has one: a small WebP "
+                                "of an image, a short OGG clip of audio (plays in the browser).")
 
 
 class Consistency(BaseModel):
@@ -138,6 +160,7 @@ class SearchResponse(BaseModel):
     model_config = ConfigDict(title="SearchResponse")
     results: list[SearchResult]
     model: str = Field(description="Model that embedded the query.")
+    space: str = Field(description="Embedding space that answered (the Weaviate named vector searched).")
     took_ms: float = Field(ge=0)
     consistency: Consistency | None = Field(None, description="Present when consistent_with was given.")
 
@@ -193,7 +216,8 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     checks: dict[str, bool] = Field(description="store (Weaviate reachable), model (loaded).")
-    model: str | None = None
+    model: str | None = Field(None, description="The first space's model (see `spaces` for all).")
+    spaces: dict[str, str] | None = Field(None, description="Embedding space -> model that embeds its queries.")
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

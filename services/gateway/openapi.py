@@ -121,9 +121,11 @@ def _search_params() -> list[dict[str, Any]]:
 def _upload_body(options: str) -> dict[str, Any]:
     form = {
         "type": "object",
-        "required": ["image"],
+        "oneOf": [{"required": ["image"]}, {"required": ["audio"]}],
         "properties": {
-            "image": {"type": "string", "format": "binary", "description": "The image file."},
+            "image": {"type": "string", "format": "binary", "description": "The image file (or `audio`)."},
+            "audio": {"type": "string", "format": "binary",
+                      "description": "The audio clip (WAV, FLAC, OGG, Opus, MP3), instead of `image`."},
             "query": {"type": "string", "contentMediaType": "application/json",
                       "contentSchema": _ref(options),
                       "description": "Search options as one JSON object (UploadOptions). Single form "
@@ -167,14 +169,15 @@ def _paths(n: dict[str, str], secured: bool) -> dict[str, Any]:
              "404": _json(_ref("ErrorResponse"), "This gateway collects no status figures (not_configured).")},
             op_id="status", tags=["ops"], secured=secured)},
         "/v1/search": {
-            "post": _op("Search by text, image or asset (more like this), optionally composed and filtered.",
+            "post": _op("Search by text, image, audio or asset (more like this), optionally composed and filtered; "
+                        "the embedding space follows from the query and the target (the response names it).",
                         {**ok_search, **search_errors}, op_id="search", tags=["search"], body=json_body,
                         secured=secured),
             "get": _op("Search by text (for curl and links).", {**ok_search, **_errors(400, 429, 503, 504)},
                        op_id="searchGet", tags=["search"], params=_search_params(), secured=secured),
         },
         "/v1/search/upload": {"post": _op(
-            "Search with an uploaded image (multipart/form-data).", {**ok_search, **search_errors},
+            "Search with an uploaded image or audio clip (multipart/form-data).", {**ok_search, **search_errors},
             op_id="searchUpload", tags=["search"], body=_upload_body(n["UploadOptions"]), secured=secured)},
         "/v1/assets": {"post": _op(
             "Publish an asset event; returns where it landed (use it in consistent_with).",
@@ -191,6 +194,15 @@ def _paths(n: dict[str, str], secured: bool) -> dict[str, Any]:
                     "schema": {"type": "string", "format": "binary"}}}},
                 **_errors(404, 503, 504)},
             op_id="getThumbnail", tags=["assets"], params=asset_param, secured=secured)},
+        "/v1/assets/{asset_id}/preview": {"get": _op(
+            "The asset's preview: a WebP image, or a short OGG clip of an audio asset (Range requests: 206).", {
+                "200": {"description": "The preview.", "content": {
+                    "image/webp": {"schema": {"type": "string", "format": "binary"}},
+                    "audio/ogg": {"schema": {"type": "string", "format": "binary"}}}},
+                "206": {"description": "The requested byte range of the preview.", "content": {
+                    "audio/ogg": {"schema": {"type": "string", "format": "binary"}}}},
+                **_errors(404, 503, 504)},
+            op_id="getPreview", tags=["assets"], params=asset_param, secured=secured)},
     }
 
 
@@ -204,7 +216,7 @@ def build_openapi(settings: GatewaySettings) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "xmodal gateway", "version": "1.0.0",
-            "description": "Cross-modal search (text, image, more-like-this, composed queries) over assets "
+            "description": "Cross-modal search (text, image, audio, more-like-this, composed queries) over assets "
                            "ingested from Kafka, with read-your-writes via consistent_with.",
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",

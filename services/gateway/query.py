@@ -10,16 +10,20 @@ import asyncio
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 from urllib.parse import quote
 
 import numpy as np
+import numpy.typing as npt
 
 from services.config import GatewaySettings
 from services.fetch.images import decode_image
 from services.gateway.deps import Deps, RerankQuery
+from services.gateway.encoder import QueryEncoder
 from services.gateway.errors import BadRequest, DependencyDown, NotFound
 from services.gateway.models import (
+    AudioData,
+    AudioUri,
     Consistency,
     ImageData,
     ImageUri,
@@ -28,6 +32,7 @@ from services.gateway.models import (
     SearchResponse,
     SearchResult,
 )
+from services.gateway.spaces import candidates, unanswerable
 from services.monitoring import metrics
 from services.store.models import Hit, SearchQuery
 
@@ -35,6 +40,9 @@ _TINY = 1e-6
 _INLINE_THREAD_CHARS = 256 * 1024  # larger base64 images are decoded off the event loop
 T = TypeVar("T")
 U = TypeVar("U")
+
+
+QueryModality = Literal["text", "image", "audio", "asset"]
 
 
 @dataclass(frozen=True)
@@ -46,15 +54,32 @@ class Query:
     image_data: str | None = None  # base64, decoded under the fetcher's size limit
     image_bytes: bytes | None = None  # an upload
     image_uri: str | None = None
+    audio_data: str | None = None
+    audio_bytes: bytes | None = None
+    audio_uri: str | None = None
     asset_id: str | None = None
 
     @classmethod
     def of(cls, req: SearchRequest) -> Query:
         # Already validated as part of the request: copy the fields without validating twice.
         options = SearchOptions.model_construct(**{k: getattr(req, k) for k in SearchOptions.model_fields})
-        data = req.image.data if isinstance(req.image, ImageData) else None
-        uri = req.image.uri if isinstance(req.image, ImageUri) else None
-        return cls(options, text=req.text, image_data=data, image_uri=uri, asset_id=req.asset_id)
+        return cls(
+            options, text=req.text, asset_id=req.asset_id,
+            image_data=req.image.data if isinstance(req.image, ImageData) else None,
+            image_uri=req.image.uri if isinstance(req.image, ImageUri) else None,
+            audio_data=req.audio.data if isinstance(req.audio, AudioData) else None,
+            audio_uri=req.audio.uri if isinstance(req.audio, AudioUri) else None,
+        )
+
+    @property
+    def modality(self) -> QueryModality:
+        if self.text is not None:
+            return "text"
+        if self.asset_id is not None:
+            return "asset"
+        if self.audio_data is not None or self.audio_bytes is not None or self.audio_uri is not None:
+            return "audio"
+        return "image"
 
     def hybrid_text(self) -> str | None:
         """The words BM25 matches in hybrid mode: the text query, else the modifier's text."""
@@ -77,8 +102,10 @@ async def both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
                 task.exception()  # mark a second failure as seen, so asyncio does not log it
 
 
-def thumbnail_url(asset_id: str) -> str:
-    return f"/v1/assets/{quote(asset_id, safe='')}/thumbnail"
+def thumbnail_url(asset_id: str, modality: str = "image") -> str:
+    """Where an asset's preview is served: /thumbnail for an image (a WebP), /preview for audio (an OGG clip)."""
+    kind = "preview" if modality == "audio" else "thumbnail"
+    return f"/v1/assets/{quote(asset_id, safe='')}/{kind}"
 
 
 def compose(query: Sequence[float], text: Sequence[float], weight: float) -> list[float]:
@@ -95,21 +122,22 @@ def compose(query: Sequence[float], text: Sequence[float], weight: float) -> lis
 
 
 class Searcher:
-    """Runs searches for the handlers."""
+    """Runs searches for the handlers, each in the embedding space that can answer it (gateway/spaces.py)."""
 
     def __init__(self, settings: GatewaySettings, deps: Deps) -> None:
         self.settings = settings
         self.deps = deps
+        self.encoders = list(deps.encoders.values())
 
     async def search(self, q: Query) -> SearchResponse:
         started = time.perf_counter()
         opts = q.options
         self._check(q)
         consistency = await self._wait_consistent(opts)
-        vector, exclude = await self._vector(q)
-        hits = await self._hits(q, vector, exclude)
+        encoder, vector, exclude = await self._vector(q)
+        hits = await self._hits(q, encoder, vector, exclude)
         took_ms = (time.perf_counter() - started) * 1000
-        return SearchResponse(results=[result_of(h) for h in hits], model=self.deps.encoder.model_id,
+        return SearchResponse(results=[result_of(h) for h in hits], model=encoder.model_id, space=encoder.space,
                               took_ms=round(took_ms, 2), consistency=consistency)
 
     def _check(self, q: Query) -> None:
@@ -119,50 +147,77 @@ class Searcher:
         if q.options.mode == "hybrid" and q.hybrid_text() is None:
             raise BadRequest("hybrid mode matches words: give a `text` query or a `modifier` text",
                              details=[{"path": "body.mode", "message": "hybrid needs query text"}])
+        if not candidates(self.encoders, q.modality, q.options.target):
+            raise unanswerable(self.encoders, q.modality, q.options.target)
+        if q.options.modifier is not None and not any(
+            "text" in e.modalities for e in candidates(self.encoders, q.modality, q.options.target)
+        ):
+            raise BadRequest("a modifier is text, and no space answering this query embeds text")
 
-    async def _vector(self, q: Query) -> tuple[list[float], list[str]]:
-        """The query vector (composed with the modifier when there is one) and the ids to leave out."""
-        exclude = [q.asset_id] if q.asset_id is not None else []
+    async def _vector(self, q: Query) -> tuple[QueryEncoder, list[float], list[str]]:
+        """The space, the query vector (composed with the modifier when there is one) and the ids to leave out."""
+        spaces = candidates(self.encoders, q.modality, q.options.target)
         modifier = q.options.modifier
+        if modifier is not None:
+            spaces = [e for e in spaces if "text" in e.modalities]
+        if q.asset_id is not None:
+            enc, vector = await self._asset_vector(q.asset_id, spaces)
+            if modifier is not None:
+                vector = compose(vector, await enc.encode_text(modifier.text), modifier.weight)
+            return enc, vector, [q.asset_id]
+        enc = spaces[0]
         if modifier is None:
-            return await self._base_vector(q), exclude
+            return enc, await self._embed(q, enc), []
         # Both embeddings at once: they may share the batcher's next forward pass.
-        base, text = await both(self._base_vector(q), self.deps.encoder.encode_text(modifier.text))
-        return compose(base, text, modifier.weight), exclude
+        base, text = await both(self._embed(q, enc), enc.encode_text(modifier.text))
+        return enc, compose(base, text, modifier.weight), []
 
-    async def _base_vector(self, q: Query) -> list[float]:
-        enc = self.deps.encoder
+    async def _asset_vector(self, asset_id: str, spaces: list[QueryEncoder]) -> tuple[QueryEncoder, list[float]]:
+        for enc in spaces:
+            vector = await self.deps.store.vector_of(asset_id, enc.space)
+            if vector is not None:
+                return enc, vector
+        names = ", ".join(e.space for e in spaces)
+        raise NotFound(f"asset {asset_id!r} is not in the store (or has no vector in {names})")
+
+    async def _embed(self, q: Query, enc: QueryEncoder) -> list[float]:
         if q.text is not None:
             return await enc.encode_text(q.text)
-        if q.asset_id is not None:
-            vector = await self.deps.store.vector_of(q.asset_id, enc.space)
-            if vector is None:
-                raise NotFound(f"asset {q.asset_id!r} is not in the store (or has no {enc.space} vector)")
-            return vector
-        raw = await self._image_bytes(q)
-        max_pixels = self.settings.fetch.max_pixels
-        image = await asyncio.to_thread(decode_image, raw, max_pixels=max_pixels)
+        if q.modality == "audio":
+            raw = await self._bytes(q.audio_data, q.audio_bytes, q.audio_uri)
+            return await enc.encode_audio(await asyncio.to_thread(self._decode_audio, raw, enc))
+        raw = await self._bytes(q.image_data, q.image_bytes, q.image_uri)
+        image = await asyncio.to_thread(decode_image, raw, max_pixels=self.settings.fetch.max_pixels)
         return await enc.encode_image(image)
 
-    async def _image_bytes(self, q: Query) -> bytes:
-        fetcher = self.deps.fetcher
-        if q.image_data is not None:
-            if len(q.image_data) > _INLINE_THREAD_CHARS:
-                return await asyncio.to_thread(fetcher.decode_base64, q.image_data)
-            return fetcher.decode_base64(q.image_data)
-        if q.image_bytes is not None:
-            return q.image_bytes
-        assert q.image_uri is not None
-        return await fetcher.fetch(q.image_uri)
+    def _decode_audio(self, raw: bytes, enc: QueryEncoder) -> npt.NDArray[np.float32]:
+        from services.fetch.audio import decode_audio
 
-    async def _hits(self, q: Query, vector: list[float], exclude: list[str]) -> list[Hit]:
+        assert enc.sampling_rate is not None  # a space that embeds audio has a rate
+        fetch = self.settings.fetch
+        clip = decode_audio(raw, sampling_rate=enc.sampling_rate, max_seconds=fetch.max_audio_seconds,
+                            max_bytes=fetch.max_audio_bytes)
+        return clip.samples
+
+    async def _bytes(self, data: str | None, upload: bytes | None, uri: str | None) -> bytes:
+        fetcher = self.deps.fetcher
+        if data is not None:
+            if len(data) > _INLINE_THREAD_CHARS:
+                return await asyncio.to_thread(fetcher.decode_base64, data)
+            return fetcher.decode_base64(data)
+        if upload is not None:
+            return upload
+        assert uri is not None
+        return await fetcher.fetch(uri)
+
+    async def _hits(self, q: Query, encoder: QueryEncoder, vector: list[float], exclude: list[str]) -> list[Hit]:
         opts = q.options
         reranker = self.deps.reranker if opts.rerank else None
         # A reranker reorders the whole window up to the page's end, then the page is cut out of it.
         limit, offset = (opts.offset + opts.limit, 0) if reranker else (opts.limit, opts.offset)
         text = q.hybrid_text() if opts.mode == "hybrid" else None
         query = SearchQuery(
-            vector=vector, space=self.deps.encoder.space, text=text, mode=opts.mode, alpha=opts.alpha,
+            vector=vector, space=encoder.space, text=text, mode=opts.mode, alpha=opts.alpha,
             target=opts.target, filters=opts.filters, limit=limit,
             offset=offset, exclude_ids=exclude,
         )
@@ -194,7 +249,7 @@ class Searcher:
 
 
 def result_of(h: Hit) -> SearchResult:
-    preview = thumbnail_url(h.asset_id) if h.modality == "image" and h.has_thumbnail else None
+    preview = thumbnail_url(h.asset_id, h.modality) if h.modality in ("image", "audio") and h.has_thumbnail else None
     text = h.text if h.modality == "text" else None
     return SearchResult(asset_id=h.asset_id, score=h.score, modality=h.modality, metadata=h.metadata,
                         text=text, preview=preview)

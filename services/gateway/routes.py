@@ -42,8 +42,8 @@ M = TypeVar("M", bound=BaseModel)
 #: Form fields of an upload that hold JSON (the rest are plain values).
 _JSON_FORM_FIELDS = frozenset({"modifier", "filters", "consistent_with"})
 _PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
-    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+    "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
     "Cache-Control": "no-cache",
 }
 
@@ -61,6 +61,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/v1/search/upload", search_upload, name="search_upload")
     r.add_post("/v1/assets", publish, name="publish")
     r.add_get("/v1/assets/{asset_id}/thumbnail", thumbnail, name="thumbnail", allow_head=False)
+    r.add_get("/v1/assets/{asset_id}/preview", thumbnail, name="preview", allow_head=False)
     r.add_get("/v1/assets/{asset_id}", get_asset, name="asset", allow_head=False)
     r.add_static("/static/", STATIC_DIR, name="static", append_version=False)
 
@@ -70,7 +71,7 @@ def add_routes(app: web.Application) -> None:
 
 #: Labels pydantic puts in an error's location for the member of a union it tried (not JSON keys).
 _UNION_LABELS = frozenset({"str", "bool", "int", "float", "none", "condition", "Modifier", "ImageData",
-                           "ImageUri", "OffsetRef", "And", "Or", "Condition"})
+                           "ImageUri", "AudioData", "AudioUri", "OffsetRef", "And", "Or", "Condition"})
 
 
 def _loc(prefix: str, loc: tuple[int | str, ...]) -> str:
@@ -128,9 +129,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    checks = {"store": await deps.store.ready(), "model": bool(deps.encoder.model_id)}
+    spaces = {space: enc.model_id for space, enc in deps.encoders.items()}
+    checks = {"store": await deps.store.ready(), "model": bool(spaces) and all(spaces.values())}
     ready = all(checks.values())
-    body = Readiness(ready=ready, checks=checks, model=deps.encoder.model_id)
+    body = Readiness(ready=ready, checks=checks, model=next(iter(spaces.values()), None), spaces=spaces)
     return web.json_response(dump(body), status=200 if ready else 503)
 
 
@@ -173,22 +175,23 @@ async def search_get(request: web.Request) -> web.Response:
 async def search_upload(request: web.Request) -> web.Response:
     if request.content_type != "multipart/form-data":
         raise UnsupportedMediaType(
-            f"send the image as multipart/form-data, field `image` (got {request.content_type!r})")
-    image, fields = await _read_form(request)
+            f"send the file as multipart/form-data, field `image` or `audio` (got {request.content_type!r})")
+    field, data, fields = await _read_form(request)
     try:
         options = UploadOptions.model_validate(fields)
     except ValidationError as exc:
         raise invalid(exc, "form") from None
-    query = Query(options, image_bytes=image)
+    query = Query(options, audio_bytes=data) if field == "audio" else Query(options, image_bytes=data)
     result = await request.app[SEARCHER].search(query)
     return web.json_response(dump(result))
 
 
-async def _read_form(request: web.Request) -> tuple[bytes, dict[str, Any]]:
-    """The uploaded image and the other fields, reading at most max_body_bytes in all (a chunked body has
-    no Content-Length to refuse early, and multipart parts are not bounded by client_max_size)."""
+async def _read_form(request: web.Request) -> tuple[str, bytes, dict[str, Any]]:
+    """Which file was uploaded (`image` or `audio`), its bytes and the other fields, reading at most
+    max_body_bytes in all (a chunked body has no Content-Length to refuse early, and multipart parts are not
+    bounded by client_max_size)."""
     budget = request.app[SEARCHER].settings.max_body_bytes
-    image: bytes | None = None
+    files: dict[str, bytes] = {}
     fields: dict[str, str] = {}
     try:
         reader = await request.multipart()
@@ -197,17 +200,19 @@ async def _read_form(request: web.Request) -> tuple[bytes, dict[str, Any]]:
                 raise BadRequest("nested multipart bodies are not supported")
             data = await _read_part(part, budget)
             budget -= len(data)
-            if part.name == "image":
-                image = data
+            if part.name in ("image", "audio"):
+                files[part.name] = data
             elif part.name and data.strip():  # an empty form field means "not given", as in HTML forms
                 fields[part.name] = data.decode("utf-8", "replace")
     except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
         # aiohttp's multipart reader reports malformed bodies (bad boundary, broken headers) this way.
         raise BadRequest(f"malformed multipart body: {exc}") from None
-    if image is None:
-        raise BadRequest("form.image: attach the image file in the `image` field",
-                         details=[{"path": "form.image", "message": "Field required"}])
-    return image, _form_options(fields)
+    if len(files) != 1:
+        problem = "give one file, not both" if files else "Field required"
+        raise BadRequest(f"form.image: attach the query file in the `image` or the `audio` field ({problem})",
+                         details=[{"path": "form.image", "message": problem}])
+    [(name, data)] = files.items()
+    return name, data, _form_options(fields)
 
 
 async def _read_part(part: BodyPartReader, budget: int) -> bytes:
@@ -263,7 +268,8 @@ async def get_asset(request: web.Request) -> web.Response:
         metadata=stored.metadata, model=stored.model_id, content_hash=stored.content_hash,
         event_time=stored.event_time, indexed_at=stored.indexed_at,
         source=SourceOffset(partition=stored.source_partition, offset=stored.source_offset),
-        spaces=list(stored.spaces), preview=thumbnail_url(stored.asset_id) if stored.has_thumbnail else None,
+        spaces=list(stored.spaces),
+        preview=thumbnail_url(stored.asset_id, stored.modality) if stored.has_thumbnail else None,
     )
     return web.json_response(dump(body))
 
@@ -272,6 +278,27 @@ async def thumbnail(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
     data = await request.app[DEPS].store.thumbnail(asset_id)
     if data is None:
-        raise NotFound(f"asset {asset_id!r} has no thumbnail (or is not in the store)")
-    # Short caching: a re-upserted asset gets a new thumbnail under the same URL.
-    return web.Response(body=data, content_type="image/webp", headers={"Cache-Control": "max-age=60"})
+        raise NotFound(f"asset {asset_id!r} has no preview (or is not in the store)")
+    # Short caching: a re-upserted asset gets a new preview under the same URL. Range requests are answered
+    # (206): a browser reads an OGG clip's duration from its last page, and seeks, with them.
+    headers = {"Cache-Control": "max-age=60", "Accept-Ranges": "bytes"}
+    try:
+        wanted = request.http_range
+    except ValueError:
+        wanted = slice(None)  # a malformed Range header is ignored (RFC 9110): the whole preview
+    if wanted.start is None and wanted.stop is None:
+        return web.Response(body=data, content_type=preview_type(data), headers=headers)
+    start, stop, _ = wanted.indices(len(data))
+    if start >= stop:  # nothing of the preview is in that range: the whole preview (RFC 9110 allows it)
+        return web.Response(body=data, content_type=preview_type(data), headers=headers)
+    headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
+    return web.Response(status=206, body=data[start:stop], content_type=preview_type(data), headers=headers)
+
+
+def preview_type(data: bytes) -> str:
+    """The stored preview's media type: a WebP image or an OGG clip (what the worker makes).
+
+    >>> preview_type(b"OggS..."), preview_type(b"RIFF....WEBPVP8 ")
+    ('audio/ogg', 'image/webp')
+    """
+    return "audio/ogg" if data.startswith(b"OggS") else "image/webp"

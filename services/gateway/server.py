@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from aiohttp import web
 
-from services.config import GatewaySettings
+from services.config import GatewaySettings, enabled_spaces
 from services.embedding.model import Embedder, load_embedder
 from services.fetch.fetcher import Fetcher
 from services.fetch.images import preload_codecs
@@ -64,21 +64,23 @@ def create_app(settings: GatewaySettings, deps: Deps) -> web.Application:
 
 
 @asynccontextmanager
-async def started_deps(settings: GatewaySettings, embedder: Embedder | None = None) -> AsyncIterator[Deps]:
-    """Load the model (unless given), connect to Weaviate, Kafka and the fetcher, and start sampling the
-    status page's figures (which exports the lag gauges too); close all on exit.
+async def started_deps(settings: GatewaySettings, embedders: Sequence[Embedder] | None = None) -> AsyncIterator[Deps]:
+    """Load the spaces' models (unless given), connect to Weaviate, Kafka and the fetcher, and start sampling
+    the status page's figures (which exports the lag gauges too); close all on exit.
 
     Weaviate and Kafka may still be down: the gateway starts anyway, answers 503 where it needs them and
     reports it on /readyz (StoreLink and KafkaLink connect when they can; the collector reports them down).
     """
     async with AsyncExitStack() as stack:
-        if embedder is None:
-            log.info("loading model %s", settings.model.name)
-            embedder = await asyncio.to_thread(load_embedder, settings.model)
+        if embedders is None:
+            spaces = enabled_spaces(settings.spaces)
+            log.info("loading models: %s", ", ".join(f"{n} = {m.name}" for n, m in spaces.items()))
+            embedders = [await asyncio.to_thread(load_embedder, m) for m in spaces.values()]
             await asyncio.to_thread(preload_codecs)  # the first image query should not pay for imports
-        encoder = QueryEncoder.from_settings(settings, embedder)
-        stack.push_async_callback(encoder.close)
-        store = StoreLink(AssetStore(settings.weaviate, {embedder.space: embedder.dim}))
+        encoders = {e.space: QueryEncoder.from_settings(settings, e) for e in embedders}
+        for encoder in encoders.values():
+            stack.push_async_callback(encoder.close)
+        store = StoreLink(AssetStore(settings.weaviate, {e.space: e.dim for e in embedders}))
         await store.start()
         stack.push_async_callback(store.close)
         fetcher = Fetcher(settings.fetch)
@@ -89,7 +91,7 @@ async def started_deps(settings: GatewaySettings, embedder: Embedder | None = No
         status = StatusCollector(settings)
         await status.start()
         stack.push_async_callback(status.stop)
-        yield Deps(encoder=encoder, store=store, fetcher=fetcher, events=kafka, offsets=kafka, status=status)
+        yield Deps(encoders=encoders, store=store, fetcher=fetcher, events=kafka, offsets=kafka, status=status)
 
 
 @asynccontextmanager

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 
 from pydantic import ValidationError
 
 from schemas.asset_event import AssetEvent, Modality, Op
 from schemas.dead_letter import Reason
 from services.ingest.records import Parsed, Record
-
-SUPPORTED_MODALITIES = frozenset({Modality.image, Modality.text})
 
 
 class Rejected(Exception):
@@ -22,8 +21,12 @@ class Rejected(Exception):
         self.error = error
 
 
-def parse(record: Record) -> Parsed:
-    """Validate one record against the event contract; raise :class:`Rejected` with a reason code."""
+def parse(record: Record, spaces_of: Mapping[Modality, Sequence[str]]) -> Parsed:
+    """Validate one record against the event contract; raise :class:`Rejected` with a reason code.
+
+    ``spaces_of`` maps each modality to the embedding spaces that accept it; an upsert of a modality no space
+    accepts can never be embedded here.
+    """
     if record.value is None:
         raise Rejected(Reason.invalid_event, "record has no value (a Kafka tombstone); send op=delete instead")
     try:
@@ -40,10 +43,12 @@ def parse(record: Record) -> Parsed:
             Reason.invalid_event,
             f"Kafka key {key!r} must equal asset_id {event.asset_id!r} (per-asset ordering depends on it)",
         )
-    if event.op is Op.upsert and event.modality not in SUPPORTED_MODALITIES:
+    if event.op is Op.upsert and event.modality is not None and not spaces_of.get(event.modality):
+        configured = sorted({s for spaces in spaces_of.values() for s in spaces})
         raise Rejected(
             Reason.unsupported_modality,
-            f"modality {event.modality} has no embedding space configured in this worker",
+            f"no embedding space of this worker takes {event.modality.value} (spaces: {', '.join(configured)}); "
+            "configure one with XMODAL_SPACES",
         )
     return Parsed(record, event)
 

@@ -13,6 +13,7 @@ While the content is loaded but the model has not run yet, an upsert is :class:`
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -46,36 +47,79 @@ class Letter:
 
 @dataclass(frozen=True)
 class Embeddable:
-    """An upsert whose content is loaded and decoded; the model has not run on it yet."""
+    """An upsert whose content is loaded and decoded; the model of each space in ``todo`` has not run yet.
+
+    ``reused`` holds the stored vectors that stay valid (same content, same model in that space).
+    """
 
     parsed: Parsed
     content: Content
     state: StoredState | None  # what the store held before this batch (or a batch not yet committed)
+    todo: tuple[str, ...]  # spaces whose model must run on the content
+    reused: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Upsert:
-    """An object to write. ``vectors`` holds this model's vector plus other spaces' stored vectors while the
-    content is unchanged (a write replaces the whole object, so dropping them would lose another model's work).
+    """An object to write, with a vector in every space that accepts its modality.
+
+    ``vectors`` also keeps other spaces' stored vectors while the content is unchanged (a write replaces the
+    whole object, so dropping them would lose another model's work); ``model_ids`` says which model made each.
     """
 
     parsed: Parsed
     content: Content
     vectors: dict[str, list[float]]
-    reused: bool  # the stored vector was kept: a metadata-only update, the model did not run
+    model_ids: dict[str, str]
+    reused: bool  # no model ran: a metadata-only update
 
     @classmethod
-    def of(cls, item: Embeddable, *, space: str, vector: list[float], reused: bool = False) -> Upsert:
-        vectors = {space: vector}
-        if item.state is not None and item.state.content_hash == item.content.content_hash:
-            vectors = {**item.state.vectors, **vectors}
-        return cls(item.parsed, item.content, vectors, reused)
+    def of(cls, item: Embeddable, computed: dict[str, list[float]], models: dict[str, str]) -> Upsert:
+        """``computed``: space -> the vector its model just made; ``models``: space -> model id, per space."""
+        vectors: dict[str, list[float]] = {}
+        model_ids: dict[str, str] = {}
+        state = item.state
+        if state is not None and state.content_hash == item.content.content_hash:
+            vectors.update(state.vectors)
+            model_ids.update(parse_model_ids(state.model_id, state.vectors))
+        mine = {**item.reused, **computed}
+        vectors.update(mine)
+        model_ids.update({space: models[space] for space in mine})
+        return cls(item.parsed, item.content, vectors, model_ids, reused=not computed)
 
-    def expected_state(self, model_id: str) -> StoredState:
+    def expected_state(self) -> StoredState:
         """The state this write leaves in the store (what a batch prepared meanwhile must read)."""
         ev = self.parsed.event
         return StoredState(asset_id=ev.asset_id, event_time=ev.event_time, content_hash=self.content.content_hash,
-                           model_id=model_id, vectors=self.vectors)
+                           model_id=format_model_ids(self.model_ids), vectors=self.vectors)
+
+
+def format_model_ids(model_ids: dict[str, str]) -> str:
+    """The stored ``model_id`` of an object: which model made each of its vectors, as compact JSON.
+
+    >>> format_model_ids({"clip": "builtin:shapes-clip", "clap": "builtin:sounds-clap"})
+    '{"clap":"builtin:sounds-clap","clip":"builtin:shapes-clip"}'
+    """
+    return json.dumps(model_ids, sort_keys=True, separators=(",", ":"))
+
+
+def parse_model_ids(stored: str, vectors: dict[str, list[float]] | None = None) -> dict[str, str]:
+    """The inverse of :func:`format_model_ids`. A plain id (objects written before spaces were configurable)
+    made every vector the object has.
+
+    >>> parse_model_ids('{"clap":"m1","clip":"m2"}')
+    {'clap': 'm1', 'clip': 'm2'}
+    >>> parse_model_ids("builtin:shapes-clip", {"clip": [1.0]})
+    {'clip': 'builtin:shapes-clip'}
+    """
+    if stored.startswith("{"):
+        try:
+            parsed = json.loads(stored)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return {str(k): str(v) for k, v in parsed.items()}
+    return dict.fromkeys(vectors or {}, stored)
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.asset_event import Op
+from schemas.asset_event import Modality, Op
 from schemas.dead_letter import Reason
 from services.config import BatchSettings, FetchSettings
 from services.embedding.runner import AsyncEmbedder
+from services.errors import ConfigError
 from services.fetch.fetcher import Fetcher
 from services.ingest.collapse import candidates_by_asset, resolve
-from services.ingest.content import load_bytes, prepare
-from services.ingest.embed import EmbedFn, embed_isolating_poison
+from services.ingest.content import Decoding, load_bytes, prepare
+from services.ingest.embed import embed_isolating_poison
 from services.ingest.parse import Rejected, parse
 from services.ingest.plans import (
     BatchReport,
@@ -31,6 +32,7 @@ from services.ingest.plans import (
     Plan,
     Poisoned,
     Upsert,
+    parse_model_ids,
 )
 from services.ingest.records import Parsed, Record
 from services.monitoring import metrics
@@ -52,26 +54,47 @@ class Prepared:
     letters: list[Letter] = field(default_factory=list)
     report: BatchReport = field(default_factory=BatchReport)
 
-    def expected_states(self, model_id: str) -> dict[str, StoredState | None]:
+    def expected_states(self) -> dict[str, StoredState | None]:
         """asset_id -> the state this batch's write leaves (None: deleted). Poisoned assets keep theirs."""
         out: dict[str, StoredState | None] = {}
         for plan in self.plans:
             if isinstance(plan, Upsert):
-                out[plan.parsed.event.asset_id] = plan.expected_state(model_id)
+                out[plan.parsed.event.asset_id] = plan.expected_state()
             elif isinstance(plan, Delete):
                 out[plan.parsed.event.asset_id] = None
         return out
 
 
 class Preparer:
-    """Turns records into a :class:`Prepared` batch with the configured model."""
+    """Turns records into a :class:`Prepared` batch with the configured embedding spaces.
 
-    def __init__(self, *, embedder: AsyncEmbedder, fetcher: Fetcher, batch: BatchSettings,
-                 fetch: FetchSettings) -> None:
-        self.embedder = embedder
+    An upsert gets a vector in every space whose model accepts its modality (a text in clip and in clap);
+    a modality no space accepts is dead-lettered as ``unsupported_modality``.
+    """
+
+    def __init__(self, *, embedders: Sequence[AsyncEmbedder], fetcher: Fetcher, batch: BatchSettings,
+                 decoding: Decoding) -> None:
+        if not embedders:
+            raise ConfigError("no embedding space is enabled: set XMODAL_SPACES (see services/config.py)")
+        self.embedders = {e.space: e for e in embedders}
+        self.models = {e.space: e.model_id for e in embedders}
+        self.spaces_of: dict[Modality, list[str]] = {}
+        for e in embedders:
+            for modality in sorted(e.modalities):
+                self.spaces_of.setdefault(Modality(modality), []).append(e.space)
         self.fetcher = fetcher
-        self.max_pixels = fetch.max_pixels
+        self.decoding = decoding
         self._fetch_slots = asyncio.Semaphore(batch.fetch_concurrency)
+
+    @classmethod
+    def decoding_for(cls, embedders: Sequence[AsyncEmbedder], fetch: FetchSettings) -> Decoding:
+        """Decoding limits, with audio decoded at the rate of the spaces that take audio (they must agree)."""
+        rates = {e.sampling_rate for e in embedders if "audio" in e.modalities and e.sampling_rate}
+        if len(rates) > 1:
+            raise ConfigError(f"the audio spaces expect different sampling rates {sorted(rates)}; xmodal decodes "
+                              "each clip once: configure audio models of one rate")
+        return Decoding(max_pixels=fetch.max_pixels, audio_rate=rates.pop() if rates else None,
+                        max_audio_s=fetch.max_audio_seconds, max_audio_bytes=fetch.max_audio_bytes)
 
     async def prepare(self, records: Sequence[Record], read_states: ReadStates) -> Prepared:
         prep = Prepared(records=records, started=time.perf_counter())
@@ -79,7 +102,7 @@ class Preparer:
         parsed: list[Parsed] = []
         for record in records:
             try:
-                parsed.append(parse(record))
+                parsed.append(parse(record, self.spaces_of))
             except Rejected as rej:
                 prep.letters.append(Letter(record, rej.reason, rej.error))
         groups = candidates_by_asset(parsed)
@@ -127,42 +150,48 @@ class Preparer:
         return loaded[res.final.record.offset]
 
     async def _load(self, cand: Parsed, state: StoredState | None) -> Embeddable | Upsert:
-        """Fetch and decode an upsert's content; reuse the stored vector when only metadata changed."""
+        """Fetch and decode an upsert's content; keep the stored vectors of spaces where only metadata changed."""
         async with self._fetch_slots:
             raw = await load_bytes(cand.event, self.fetcher)
-        content = await asyncio.to_thread(prepare, cand.event, raw, max_pixels=self.max_pixels)
-        item = Embeddable(cand, content, state)
-        space = self.embedder.space
-        if (
-            state is not None
-            and state.content_hash == content.content_hash
-            and state.model_id == self.embedder.model_id
-            and space in state.vectors
-        ):
-            return Upsert.of(item, space=space, vector=state.vectors[space], reused=True)
-        return item
+        content = await asyncio.to_thread(prepare, cand.event, raw, self.decoding)
+        reused: dict[str, list[float]] = {}
+        if state is not None and state.content_hash == content.content_hash:
+            made_by = parse_model_ids(state.model_id, state.vectors)
+            reused = {s: state.vectors[s] for s in self.spaces_of[content.modality]
+                      if s in state.vectors and made_by.get(s) == self.models[s]}
+        todo = tuple(s for s in self.spaces_of[content.modality] if s not in reused)
+        item = Embeddable(cand, content, state, todo, reused)
+        return item if todo else Upsert.of(item, {}, self.models)
 
     async def _embed(self, prep: Prepared, planned: list[Embeddable | Upsert | Delete]) -> None:
-        """Run the model over the embeddable upserts, texts and images in one call each; fill prep.plans."""
+        """Run each space's model once per modality over the batch's embeddable upserts; fill prep.plans."""
         prep.plans = [p for p in planned if not isinstance(p, Embeddable)]
         todo = [p for p in planned if isinstance(p, Embeddable)]
-        texts = [(p, p.content.text) for p in todo if p.content.text is not None]
-        images = [(p, p.content.image) for p in todo if p.content.image is not None]
-        if texts:
-            await self._embed_group(prep, "text", [p for p, _ in texts], [t for _, t in texts],
-                                    self.embedder.embed_texts)
-        if images:
-            await self._embed_group(prep, "image", [p for p, _ in images], [im for _, im in images],
-                                    self.embedder.embed_images)
+        computed: dict[int, dict[str, list[float]]] = {id(p): {} for p in todo}
+        poisoned: dict[int, str] = {}
+        for space, embedder in self.embedders.items():
+            for modality, run in (("text", embedder.embed_texts), ("image", embedder.embed_images),
+                                  ("audio", embedder.embed_audio)):
+                group = [p for p in todo if space in p.todo and p.content.modality == modality]
+                if not group:
+                    continue
+                vectors, failed = await embed_isolating_poison(run, [_model_input(p) for p in group])
+                for item, vec in zip(group, vectors, strict=True):
+                    if vec is not None:
+                        computed[id(item)][space] = vec
+                for idx, error in failed.items():
+                    poisoned.setdefault(id(group[idx]), f"{space}: {error}")
+                metrics.MODEL_RUNS.labels(modality).inc(len(group) - len(failed))
+                prep.report.embedded[modality] += len(group) - len(failed)
+        for item in todo:
+            why = poisoned.get(id(item))
+            if why is None:
+                prep.plans.append(Upsert.of(item, computed[id(item)], self.models))
+            else:
+                prep.plans.append(Poisoned(item.parsed, why))
+                prep.letters.append(Letter(item.parsed.record, Reason.poison, why, attempts=2))
 
-    async def _embed_group(self, prep: Prepared, kind: str, group: list[Embeddable], inputs: Sequence[Any],
-                           run: EmbedFn) -> None:
-        vectors, poisoned = await embed_isolating_poison(run, inputs)
-        for item, vec in zip(group, vectors, strict=True):
-            if vec is not None:
-                prep.plans.append(Upsert.of(item, space=self.embedder.space, vector=vec))
-        for idx, error in poisoned.items():
-            prep.plans.append(Poisoned(group[idx].parsed, error))
-            prep.letters.append(Letter(group[idx].parsed.record, Reason.poison, error, attempts=2))
-        metrics.MODEL_RUNS.labels(kind).inc(len(group) - len(poisoned))
-        prep.report.embedded[kind] += len(group) - len(poisoned)
+
+def _model_input(item: Embeddable) -> Any:
+    c = item.content
+    return c.image if c.image is not None else c.audio if c.audio is not None else c.text

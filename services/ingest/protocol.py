@@ -166,7 +166,7 @@ class BatchProtocol(Generic[Token]):
     async def _prepare(self, records: Sequence[Record]) -> Prepared:
         prep = await until_done(lambda: self.preparer.prepare(records, self.read_states), self.backoff,
                                 what=f"preparing a batch of {len(records)}", sleep=self.sleep)
-        self.pending.expect(prep, prep.expected_states(self.writer.model_id))
+        self.pending.expect(prep, prep.expected_states())
         return prep
 
     async def _commit(self, prep: Prepared, tokens: Sequence[Token]) -> frozenset[str]:

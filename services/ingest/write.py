@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from schemas.dead_letter import DeadLetter, Reason
-from services.ingest.plans import Delete, Letter, Outcome, Upsert
+from services.ingest.plans import Delete, Letter, Outcome, Upsert, format_model_ids
 from services.ingest.prepare import Prepared
 from services.ingest.records import DeadLetterSink, IngestStore
 from services.monitoring import metrics
@@ -31,11 +31,10 @@ class Progress:
 
 
 class Writer:
-    def __init__(self, *, store: IngestStore, dead_letters: DeadLetterSink, model_id: str,
+    def __init__(self, *, store: IngestStore, dead_letters: DeadLetterSink,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.store = store
         self.dead_letters = dead_letters
-        self.model_id = model_id
         self.now = now
 
     async def commit(self, prep: Prepared, progress: Progress) -> None:
@@ -70,7 +69,8 @@ class Writer:
         ev, rec = plan.parsed.event, plan.parsed.record
         return AssetObject(
             asset_id=ev.asset_id, modality=str(ev.modality), text=plan.content.text, uri=ev.uri,
-            metadata=dict(ev.metadata), content_hash=plan.content.content_hash, model_id=self.model_id,
+            metadata=dict(ev.metadata), content_hash=plan.content.content_hash,
+            model_id=format_model_ids(plan.model_ids),
             event_time=ev.event_time, source_partition=rec.partition, source_offset=rec.offset,
             vectors=plan.vectors, thumbnail=plan.content.thumbnail, indexed_at=indexed_at,
         )

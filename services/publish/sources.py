@@ -15,6 +15,7 @@ from services.errors import ConfigError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 TEXT_SUFFIXES = frozenset({".txt", ".md"})
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"})
 INLINE_LIMIT = 700 * 1024  # Kafka's default max message is 1 MiB; base64 adds a third
 
 
@@ -31,15 +32,15 @@ def from_jsonl(path: Path) -> Iterator[AssetEvent]:
 
 
 def from_folder(root: Path, *, now: datetime | None = None) -> Iterator[AssetEvent]:
-    """Images and texts under ``root``; asset_id = relative path; metadata from a sidecar ``<file>.json``.
+    """Images, audio clips and texts under ``root``; asset_id = relative path; metadata from ``<file>.json``.
 
-    Images up to 700 KiB travel inline (base64); larger ones as file:// URIs, which the worker reads only
+    Images and clips up to 700 KiB travel inline (base64); larger ones as file:// URIs, which the worker reads only
     under its XMODAL_FETCH__FILE_ROOTS.
     """
     when = now or datetime.now(UTC)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         suffix = path.suffix.lower()
-        if suffix not in IMAGE_SUFFIXES | TEXT_SUFFIXES:
+        if suffix not in IMAGE_SUFFIXES | TEXT_SUFFIXES | AUDIO_SUFFIXES:
             continue
         meta_file = path.with_name(path.name + ".json")
         metadata = json.loads(meta_file.read_text()) if meta_file.exists() else {}
@@ -47,9 +48,11 @@ def from_folder(root: Path, *, now: datetime | None = None) -> Iterator[AssetEve
                   "metadata": metadata, "event_time": when}
         if suffix in TEXT_SUFFIXES:
             yield AssetEvent.model_validate({**common, "modality": "text", "text": path.read_text()})
-        elif path.stat().st_size <= INLINE_LIMIT:
+            continue
+        modality = "audio" if suffix in AUDIO_SUFFIXES else "image"
+        if path.stat().st_size <= INLINE_LIMIT:
             data = base64.b64encode(path.read_bytes()).decode()
-            yield AssetEvent.model_validate({**common, "modality": "image", "data": data})
+            yield AssetEvent.model_validate({**common, "modality": modality, "data": data})
         else:
-            yield AssetEvent.model_validate({**common, "modality": "image", "uri": path.resolve().as_uri()})
+            yield AssetEvent.model_validate({**common, "modality": modality, "uri": path.resolve().as_uri()})
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +25,18 @@ def compose() -> dict[str, Any]:
 
 
 def env_names(settings: type[BaseSettings]) -> set[str]:
-    """Every environment variable a settings class reads (prefix XMODAL_, nested with __)."""
+    """Every environment variable a settings class reads (prefix XMODAL_, nested with __), as fnmatch
+    patterns: a dict of sections (the spaces) reads XMODAL_SPACES__<ANY NAME>__<FIELD>."""
     names: set[str] = set()
 
     def walk(model: type[BaseModel], prefix: str) -> None:
         for name, field in model.model_fields.items():
             ann = field.annotation
+            args = typing.get_args(ann)
             if isinstance(ann, type) and issubclass(ann, BaseModel):
                 walk(ann, f"{prefix}{name.upper()}__")
+            elif typing.get_origin(ann) is dict and isinstance(args[1], type) and issubclass(args[1], BaseModel):
+                walk(args[1], f"{prefix}{name.upper()}__*__")
             names.add(f"{prefix}{name.upper()}")
 
     walk(settings, "XMODAL_")
@@ -51,7 +57,8 @@ def test_every_variable_is_one_the_settings_read(
 ) -> None:
     env = xmodal_env(compose["services"][service])
     assert env, f"{service} has no XMODAL_ settings"
-    unknown = set(env) - env_names(settings)
+    patterns = env_names(settings)
+    unknown = {var for var in env if not any(fnmatch.fnmatchcase(var, p) for p in patterns)}
     assert not unknown, f"{service} sets variables no settings field reads: {unknown}"
 
 

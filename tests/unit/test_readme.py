@@ -38,9 +38,12 @@ def setting_default(var: str) -> Any:
         field = fields[parts[0]]
         value = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
         for name in parts[1:]:
-            if not isinstance(value, BaseModel) or name not in type(value).model_fields:
+            if isinstance(value, dict) and name in value:  # a section of a dict, e.g. XMODAL_SPACES__CLIP
+                value = value[name]
+            elif isinstance(value, BaseModel) and name in type(value).model_fields:
+                value = getattr(value, name)
+            else:
                 break
-            value = getattr(value, name)
         else:
             return value
     raise KeyError(var)

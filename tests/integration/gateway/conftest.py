@@ -56,7 +56,7 @@ async def indexed(stack: LocalStack, shapes_embedder: HFEmbedder) -> AsyncIterat
     settings = GatewaySettings(
         weaviate=stack.s.weaviate.model_copy(update={"collection": f"Gw{tag}"}),
         kafka=stack.s.kafka.model_copy(update={"topic": f"gw-{tag}", "group_id": f"gw-{tag}-workers"}),
-        model=ModelSettings(device="cpu"),
+        spaces={"clip": ModelSettings(device="cpu")},
     )
     await ensure_topics(settings.kafka.bootstrap_servers, {settings.kafka.topic: SAMPLE_PARTITIONS})
     try:
@@ -88,7 +88,7 @@ def app_for(shapes_embedder: HFEmbedder) -> AppFactory:
 
     @asynccontextmanager
     async def factory(settings: GatewaySettings) -> AsyncIterator[web.Application]:
-        async with started_deps(settings, shapes_embedder) as deps:
+        async with started_deps(settings, [shapes_embedder]) as deps:
             yield create_app(settings, deps)
 
     return factory

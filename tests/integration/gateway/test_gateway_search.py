@@ -255,4 +255,4 @@ async def test_readyz(gateway: Any) -> None:
     resp = await gateway.client.get("/readyz")
     assert resp.status == 200
     assert await resp.json() == {"ready": True, "checks": {"store": True, "model": True},
-                                 "model": "builtin:shapes-clip"}
+                                 "model": "builtin:shapes-clip", "spaces": {"clip": "builtin:shapes-clip"}}

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import soundfile as sf  # type: ignore[import-untyped]
 from PIL import Image
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -20,6 +22,19 @@ def png(color: tuple[int, int, int], size: tuple[int, int] = (12, 12)) -> str:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode()
+
+
+def wav(hz: float, seconds: float = 0.3, rate: int = 8000, fmt: str = "WAV") -> str:
+    """A tone as a base64 audio file (any rate: the worker resamples to its audio space's)."""
+    t = np.arange(int(seconds * rate)) / rate
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32), rate, format=fmt,
+             subtype="PCM_16" if fmt == "WAV" else None)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+#: The embedding spaces each modality belongs to with the default spaces (clip: image + text; clap: audio + text)
+SPACES_OF = {"image": {"clip"}, "text": {"clip", "clap"}, "audio": {"clap"}}
 
 
 @dataclass
@@ -66,17 +81,22 @@ def upsert(rng: random.Random, aid: str) -> dict[str, Any]:
     if aid.startswith("img"):
         rgb = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
         return {"asset_id": aid, "op": "upsert", "modality": "image", "data": png(rgb), "metadata": meta}
+    if aid.startswith("snd"):
+        fmt = rng.choice(["WAV", "FLAC", "OGG"])
+        return {"asset_id": aid, "op": "upsert", "modality": "audio", "data": wav(rng.uniform(100, 3000), fmt=fmt),
+                "metadata": meta}
     return {"asset_id": aid, "op": "upsert", "modality": "text", "text": f"product {aid} v{rng.randrange(99)}",
             "metadata": meta}
 
 
 def mixed(seed: int, files_root: Path) -> Scenario:
-    """500 events: updates, metadata-only updates, deletes, unknown deletes, same-batch pairs, 30 bad ones."""
+    """500 events on images, texts and audio clips interleaved: updates, metadata-only updates, deletes,
+    unknown deletes, same-batch pairs, 30 bad ones."""
     rng = random.Random(seed)
     sc = Scenario()
-    assets = [f"img-{i}" for i in range(50)] + [f"txt-{i}" for i in range(50)]
-    bad_plan = (["invalid_json"] * 5 + ["invalid_event"] * 8 + ["unsupported_modality"] * 4
-                + ["fetch_forbidden"] * 4 + ["fetch_not_found"] * 3 + ["undecodable"] * 3 + ["too_large"] * 3)
+    assets = [f"img-{i}" for i in range(40)] + [f"txt-{i}" for i in range(40)] + [f"snd-{i}" for i in range(20)]
+    bad_plan = (["invalid_json"] * 5 + ["invalid_event"] * 8 + ["fetch_forbidden"] * 4 + ["fetch_not_found"] * 3
+                + ["undecodable"] * 6 + ["too_large"] * 4)
     rng.shuffle(bad_plan)
     bad_at = set(rng.sample(range(20, 470), len(bad_plan)))
     while len(sc.events) < 470:
@@ -124,13 +144,18 @@ def _add_bad(sc: Scenario, rng: random.Random, reason: str, aid: str, root: Path
         if rng.random() < 0.4:  # or a key that is not the asset_id
             sc.events[-1] = type(sc.events[-1])(b"other-key", json.dumps(
                 {"schema_version": 1, **base, "modality": "text", "text": "x"}).encode(), reason)
-    elif reason == "unsupported_modality":
-        sc.bad(reason, {**base, "modality": "audio", "uri": "https://cdn.example/a.wav"}, aid)
     elif reason == "fetch_forbidden":  # loopback, not allow-listed: refused before any connection
         sc.bad(reason, {**base, "modality": "image", "uri": f"http://127.0.0.1:9/{aid}.png"}, aid)
     elif reason == "fetch_not_found":
         sc.bad(reason, {**base, "modality": "image", "uri": (root / f"missing-{t}.png").as_uri()}, aid)
-    elif reason == "undecodable":
-        sc.bad(reason, {**base, "modality": "image", "data": base64.b64encode(b"not an image").decode()}, aid)
-    elif reason == "too_large":  # more pixels than the lane's XMODAL_FETCH__MAX_PIXELS
-        sc.bad(reason, {**base, "modality": "image", "data": png((9, 9, 9), (1200, 1000))}, aid)
+    elif reason == "undecodable":  # a text file sent as an image or a clip, or a clip cut inside its header
+        sc.bad(reason, rng.choice([
+            {**base, "modality": "image", "data": base64.b64encode(b"not an image").decode()},
+            {**base, "modality": "audio", "data": base64.b64encode(b"RIFF, but a text file really").decode()},
+            {**base, "modality": "audio", "data": base64.b64encode(base64.b64decode(wav(440))[:30]).decode()},
+        ]), aid)
+    elif reason == "too_large":  # more pixels than XMODAL_FETCH__MAX_PIXELS, longer than __MAX_AUDIO_SECONDS
+        sc.bad(reason, rng.choice([
+            {**base, "modality": "image", "data": png((9, 9, 9), (1200, 1000))},
+            {**base, "modality": "audio", "data": wav(220, seconds=12.0, rate=4000)},
+        ]), aid)

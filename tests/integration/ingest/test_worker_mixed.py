@@ -14,7 +14,7 @@ from services.embedding.model import load_embedder
 from services.publish import EventPublisher
 from services.store import AssetStore
 from tests.harness.lanes import Lane, WorkerProcess, read_dead_letters, wait_stored
-from tests.integration.ingest.scenario import mixed
+from tests.integration.ingest.scenario import SPACES_OF, mixed
 
 pytestmark = pytest.mark.integration
 
@@ -23,6 +23,7 @@ pytestmark = pytest.mark.integration
 async def lane(stack: Any, unique_name: str, tmp_path: Path) -> AsyncIterator[Lane]:
     lane = Lane(unique_name, tmp_path, extra_env={
         "XMODAL_FETCH__FILE_ROOTS": f'["{tmp_path}"]', "XMODAL_FETCH__MAX_PIXELS": "1000000",
+        "XMODAL_FETCH__MAX_AUDIO_SECONDS": "10",
     })
     await lane.create_topics()
     yield lane
@@ -51,18 +52,23 @@ async def test_mixed_events_leave_exact_state_and_dead_letters(lane: Lane, tmp_p
     assert len(letters) == 30 and got == want, Counter(got.values())
     assert all(dl["attempts"] >= 1 and dl["error"] and dl["source"]["topic"] == lane.kafka.topic for dl in letters)
 
-    # Weaviate: the object set, metadata and vectors of the one-by-one model, nothing more
-    embedder = load_embedder(WorkerSettings().model)
-    async with AssetStore(lane.weaviate, {embedder.space: embedder.dim}) as store:
+    # Weaviate: the object set, metadata and vectors of the one-by-one model, nothing more; every asset has a
+    # vector in each space its modality belongs to (a text in clip and clap), of that space's size, and no other
+    dims = {name: load_embedder(space).dim for name, space in WorkerSettings().spaces.items()}
+    assert set(dims) == {"clip", "clap"}
+    async with AssetStore(lane.weaviate, dims) as store:
         assert await store.count() == len(sc.state)
         states = await store.states(list(sc.state), with_vectors=True)
         assert set(states) == set(sc.state)
+        assert {ev["modality"] for ev in sc.state.values()} == {"image", "text", "audio"}
         for aid, ev in sc.state.items():
             stored = await store.get(aid)
             assert stored is not None
             assert stored.metadata == ev["metadata"], aid
             assert stored.modality == ev["modality"]
-            assert embedder.space in states[aid].vectors and len(states[aid].vectors[embedder.space]) == embedder.dim
+            vectors = states[aid].vectors
+            assert set(vectors) == SPACES_OF[ev["modality"]], aid
+            assert all(len(v) == dims[space] for space, v in vectors.items()), aid
         for aid in ("pair-up-del", "ghost-0"):
             assert await store.get(aid) is None
         assert await store.get("pair-del-up") is not None

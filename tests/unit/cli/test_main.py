@@ -51,7 +51,7 @@ def test_flags_and_defaults() -> None:
     parser = build_parser()
     publish = parser.parse_args(["publish", "--sample", "shapes", "--wait"])
     assert (publish.source, publish.sample, publish.per_class, publish.wait, publish.timeout) == (
-        None, "shapes", 4, True, 120.0)
+        None, "shapes", None, True, 120.0)  # no --per-class: the sample set's own default
     assert parser.parse_args(["publish", "events.jsonl"]).source == Path("events.jsonl")
     lag = parser.parse_args(["lag", "--watch", "--interval", "0.5"])
     assert (lag.watch, lag.json, lag.interval) == (True, False, 0.5)

@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
-from services.config import GatewaySettings, StackSettings, WorkerSettings
+from services.config import GatewaySettings, StackSettings, WorkerSettings, enabled_spaces
 
 
 def test_defaults_follow_the_design() -> None:
@@ -20,13 +20,13 @@ def test_defaults_follow_the_design() -> None:
 
 def test_nested_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XMODAL_KAFKA__BOOTSTRAP_SERVERS", "broker:19092")
-    monkeypatch.setenv("XMODAL_MODEL__NAME", "/models/clip")
+    monkeypatch.setenv("XMODAL_SPACES__CLIP__NAME", "/models/clip")
     monkeypatch.setenv("XMODAL_BATCH__MAX_EVENTS", "64")
     monkeypatch.setenv("XMODAL_API_KEYS", '["k1", "k2"]')
     w, g, s = WorkerSettings(), GatewaySettings(), StackSettings()
     assert w.kafka.bootstrap_servers == g.kafka.bootstrap_servers == "broker:19092"
     assert s.kafka_port == 19092  # the local stack listens where the clients look
-    assert w.model.name == "/models/clip" and w.batch.max_events == 64
+    assert w.spaces["clip"].name == "/models/clip" and w.batch.max_events == 64
     assert [k.get_secret_value() for k in g.api_keys] == ["k1", "k2"]
     assert "k1" not in repr(g)
 
@@ -44,3 +44,18 @@ def test_every_field_is_described(cls: type[BaseSettings]) -> None:
         return missing
 
     assert walk(cls, "") == []
+
+
+def test_spaces_are_defaults_with_the_given_fields_on_top(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XMODAL_SPACES__CLIP__DEVICE", "cpu")
+    monkeypatch.setenv("XMODAL_SPACES__SIGLIP__NAME", "/models/siglip")
+    spaces = GatewaySettings().spaces
+    assert spaces["clip"].name == "builtin:shapes-clip" and spaces["clip"].device == "cpu"  # default model kept
+    assert spaces["siglip"].name == "/models/siglip" and spaces["siglip"].space == "siglip"  # a new space
+    assert next(iter(spaces)) == "clip"  # configured order: the defaults first
+
+
+def test_a_space_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XMODAL_SPACES__CLIP__ENABLED", "false")
+    monkeypatch.setenv("XMODAL_SPACES__OTHER__NAME", "/models/other")
+    assert list(enabled_spaces(WorkerSettings().spaces)) == ["clap", "other"]

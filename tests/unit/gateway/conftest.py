@@ -55,7 +55,8 @@ def make_client(tiny_embedder: HFEmbedder) -> ClientFactory:
         encoder = QueryEncoder.from_settings(settings, tiny_embedder)
         store = StoreLink(AssetStore(settings.weaviate, {tiny_embedder.space: tiny_embedder.dim}))
         async with Fetcher(settings.fetch) as fetcher:
-            app = create_app(settings, Deps(encoder=encoder, store=store, fetcher=fetcher, status=status))
+            deps = Deps(encoders={encoder.space: encoder}, store=store, fetcher=fetcher, status=status)
+            app = create_app(settings, deps)
             app.router.add_routes(routes)
             try:
                 async with TestClient(TestServer(app)) as client:

@@ -62,6 +62,7 @@ class Timed:
     def __init__(self, inner: Embedder, clock: FakeClock, seconds: float = 0.0) -> None:
         self.inner, self.clock, self.seconds = inner, clock, seconds
         self.model_id, self.space, self.dim, self.device = inner.model_id, inner.space, inner.dim, inner.device
+        self.modalities, self.sampling_rate = inner.modalities, inner.sampling_rate
         self.fail_with: Exception | None = None
         self.calls: list[int] = []
 

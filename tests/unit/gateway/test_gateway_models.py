@@ -117,7 +117,7 @@ def test_results_carry_a_preview_for_images_and_the_text_for_texts() -> None:
     text = Hit("t-1", 0.5, "text", {}, "a red circle", None, False, now, now)
     assert result_of(image).preview == "/v1/assets/img%2F1/thumbnail" == thumbnail_url("img/1")
     assert result_of(text).text == "a red circle"
-    body = dump(SearchResponse(results=[result_of(image), result_of(text)], model="m", took_ms=1.0))
+    body = dump(SearchResponse(results=[result_of(image), result_of(text)], model="m", space="clip", took_ms=1.0))
     assert "text" not in body["results"][0]
     assert "preview" not in body["results"][1]
     assert "consistency" not in body

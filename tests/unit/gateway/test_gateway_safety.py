@@ -235,7 +235,7 @@ async def test_full_query_queue_answers_429(make_client: ClientFactory) -> None:
 
     # One queued query fills the queue; it waits for its batch to fill (30 s), so it stays queued.
     async with make_client(query_queue_max=1, query_batch_wait_s=30, request_timeout_s=60) as c:
-        encoder = c.app[DEPS].encoder
+        encoder = c.app[DEPS].encoders["clip"]
         assert isinstance(encoder, QueryEncoder)
         first = asyncio.create_task(c.post("/v1/search", json={"text": "the first query"}))
         for _ in range(1000):
@@ -260,7 +260,7 @@ async def test_a_query_cut_short_by_the_deadline_counts_a_timeout(make_client: C
 
     # The query waits for its batch to fill (30 s); the request's deadline (0.05 s) passes first.
     async with make_client(query_batch_wait_s=30, request_timeout_s=0.05) as c:
-        encoder = c.app[DEPS].encoder
+        encoder = c.app[DEPS].encoders["clip"]
         timeouts = counter(metrics.QUERY_FAILURES, "timeout")
         resp = await c.post("/v1/search", json={"text": "a query that waits too long"})
         assert resp.status == 504

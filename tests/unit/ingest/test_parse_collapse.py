@@ -9,14 +9,20 @@ from typing import Any
 import numpy as np
 import pytest
 
+from schemas.asset_event import Modality
 from schemas.dead_letter import Reason
 from services.errors import TransientError
 from services.ingest.collapse import candidates_by_asset, resolve
 from services.ingest.embed import embed_isolating_poison
 from services.ingest.parse import Rejected, parse
-from services.ingest.records import Record
+from services.ingest.records import Parsed, Record
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+SPACES = {Modality.text: ["clip"], Modality.image: ["clip"]}  # no space takes audio
+
+
+def parse_(record: Record) -> Parsed:
+    return parse(record, SPACES)
 
 
 def rec(value: Any, *, key: str | None = "a", offset: int = 0) -> Record:
@@ -47,22 +53,22 @@ def event(op: str = "upsert", asset_id: str = "a", seconds: int = 0, **extra: An
 )
 def test_bad_records_are_rejected_with_a_reason(value: Any, key: str | None, reason: Reason) -> None:
     with pytest.raises(Rejected) as info:
-        parse(rec(value, key=key))
+        parse_(rec(value, key=key))
     assert info.value.reason is reason
     assert info.value.error
 
 
 def test_delete_of_audio_asset_is_fine() -> None:
-    assert parse(rec(event("delete"))).event.op.value == "delete"
+    assert parse_(rec(event("delete"))).event.op.value == "delete"
 
 
 def test_batches_resolve_like_events_applied_one_by_one() -> None:
     batch = [
-        parse(rec(event("upsert", seconds=5), offset=1)),
-        parse(rec(event("upsert", seconds=3), offset=2)),   # older than the upsert it meets: stale
-        parse(rec(event("delete", seconds=6), offset=3)),
-        parse(rec(event("upsert", seconds=1), offset=4)),   # nothing stored after the delete: applies
-        parse(rec(event("upsert", asset_id="b"), key="b", offset=5)),
+        parse_(rec(event("upsert", seconds=5), offset=1)),
+        parse_(rec(event("upsert", seconds=3), offset=2)),   # older than the upsert it meets: stale
+        parse_(rec(event("delete", seconds=6), offset=3)),
+        parse_(rec(event("upsert", seconds=1), offset=4)),   # nothing stored after the delete: applies
+        parse_(rec(event("upsert", asset_id="b"), key="b", offset=5)),
     ]
     groups = candidates_by_asset(reversed(batch))
     assert [p.record.offset for p in groups["a"]] == [1, 2, 3, 4]
@@ -73,22 +79,22 @@ def test_batches_resolve_like_events_applied_one_by_one() -> None:
 
 
 def test_upsert_then_delete_ends_deleted_and_delete_then_upsert_ends_present() -> None:
-    up, down = parse(rec(event("upsert"), offset=1)), parse(rec(event("delete"), offset=2))
+    up, down = parse_(rec(event("upsert"), offset=1)), parse_(rec(event("delete"), offset=2))
     final = resolve([up, down], stored_time=None).final
     assert final is not None and final.event.op.value == "delete"
-    up2 = parse(rec(event("upsert"), offset=3))
+    up2 = parse_(rec(event("upsert"), offset=3))
     final = resolve([down, up2], stored_time=T0).final
     assert final is not None and final.event.op.value == "upsert"
 
 
 def test_events_older_than_the_stored_state_are_ignored() -> None:
-    old = parse(rec(event("upsert", seconds=1), offset=1))
+    old = parse_(rec(event("upsert", seconds=1), offset=1))
     res = resolve([old], stored_time=T0 + timedelta(seconds=2))
     assert res.final is None and res.stale == [old]
 
 
 def test_an_unusable_final_upsert_falls_back_to_the_previous_one() -> None:
-    a, b = parse(rec(event("upsert", seconds=1), offset=1)), parse(rec(event("upsert", seconds=2), offset=2))
+    a, b = parse_(rec(event("upsert", seconds=1), offset=1)), parse_(rec(event("upsert", seconds=2), offset=2))
     assert resolve([a, b], stored_time=None).final is b
     res = resolve([a, b], stored_time=None, skip={2})
     assert res.final is a and res.superseded == []

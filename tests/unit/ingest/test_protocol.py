@@ -19,6 +19,7 @@ from services.config import BatchSettings, FetchSettings, ModelSettings
 from services.embedding.model import load_embedder
 from services.embedding.runner import AsyncEmbedder
 from services.fetch.fetcher import Fetcher
+from services.ingest.content import Decoding
 from services.ingest.plans import Outcome, Poisoned, Upsert
 from services.ingest.protocol import Backoff, BatchProtocol, PendingWrites
 from services.ingest.records import Record
@@ -40,14 +41,14 @@ class Harness:
     def __init__(self, embedder: AsyncEmbedder, *, hold_writes: bool = False) -> None:
         self.store = MemoryStore(hold_writes=hold_writes)
         self.letters = MemoryLetters()
-        self.preparer = WatchedPreparer(embedder=embedder, fetcher=Fetcher(FetchSettings()), batch=BatchSettings(),
-                                        fetch=FetchSettings())
+        self.preparer = WatchedPreparer(embedders=[embedder], fetcher=Fetcher(FetchSettings()),
+                                        batch=BatchSettings(), decoding=Decoding(max_pixels=40_000_000))
         self.acks: list[list[int]] = []
         self.stored_at_ack: list[set[str]] = []
         self.sleeps: list[tuple[float, int]] = []  # (delay, batches acked so far)
         self.protocol: BatchProtocol[int] = BatchProtocol(
             preparer=self.preparer,
-            writer=Writer(store=self.store, dead_letters=self.letters, model_id=embedder.model_id),
+            writer=Writer(store=self.store, dead_letters=self.letters),
             store=self.store, ack=self._ack, backoff=BACKOFF, sleep=self._sleep,
         )
 
@@ -172,7 +173,7 @@ async def test_an_input_that_crashes_the_model_becomes_a_poisoned_plan(embedder:
     plans = {type(p).__name__: p for p in h.preparer.prepared[0].plans}
     assert set(plans) == {"Upsert", "Poisoned"}
     assert isinstance(plans["Poisoned"], Poisoned) and "the model crashed" in plans["Poisoned"].error
-    assert "b" not in h.preparer.prepared[0].expected_states(embedder.model_id)  # its stored state stays
+    assert "b" not in h.preparer.prepared[0].expected_states()  # its stored state stays
     assert [(d.source.offset, d.reason.value, d.attempts) for d in h.letters.sent] == [(1, "poison", 2)]
     assert set(h.store.objects) == {"a"}
 
