@@ -184,7 +184,8 @@ class AssetResponse(BaseModel):
     text: str | None = None
     uri: str | None = None
     metadata: dict[str, MetadataValue]
-    model: str
+    model: str = Field(description="Which model made the asset's vectors, as stored (see `models`).")
+    models: dict[str, str] = Field(description="Embedding space -> the model that made the asset's vector there.")
     content_hash: str
     event_time: datetime
     indexed_at: datetime

@@ -32,6 +32,7 @@ from services.gateway.models import (
     dump,
 )
 from services.gateway.query import Query, Searcher, thumbnail_url
+from services.store import parse_model_ids
 
 STATIC_DIR = Path(__file__).parent / "static"
 DEPS = web.AppKey("deps", Deps)
@@ -265,7 +266,8 @@ async def get_asset(request: web.Request) -> web.Response:
         raise NotFound(f"asset {asset_id!r} is not in the store")
     body = AssetResponse(
         asset_id=stored.asset_id, modality=stored.modality, text=stored.text, uri=stored.uri,
-        metadata=stored.metadata, model=stored.model_id, content_hash=stored.content_hash,
+        metadata=stored.metadata, model=stored.model_id,
+        models=parse_model_ids(stored.model_id, stored.spaces), content_hash=stored.content_hash,
         event_time=stored.event_time, indexed_at=stored.indexed_at,
         source=SourceOffset(partition=stored.source_partition, offset=stored.source_offset),
         spaces=list(stored.spaces),

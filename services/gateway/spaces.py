@@ -42,7 +42,7 @@ def candidates(spaces: Sequence[S], query: str, target: str) -> list[S]:
 
 def unanswerable(spaces: Sequence[HasModalities], query: str, target: str) -> BadRequest:
     have = "; ".join(f"{s.space} ({', '.join(sorted(s.modalities))})" for s in spaces) or "none"
-    what = "an asset" if query == "asset" else f"a {query} query"
+    what = "an asset" if query == "asset" else f"an {query} query" if query[0] in "aeiou" else f"a {query} query"
     return BadRequest(f"no embedding space answers {what} with target {target}: the spaces are {have}. "
                       "Choose another target, or configure a space that has both (XMODAL_SPACES)",
                       code="no_space")

@@ -13,7 +13,6 @@ While the content is loaded but the model has not run yet, an upsert is :class:`
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,7 +20,7 @@ from enum import StrEnum
 from schemas.dead_letter import DeadLetter, Reason
 from services.ingest.content import Content
 from services.ingest.records import Parsed, Record
-from services.store import StoredState
+from services.store import StoredState, format_model_ids, parse_model_ids
 
 
 class Outcome(StrEnum):
@@ -92,34 +91,6 @@ class Upsert:
         ev = self.parsed.event
         return StoredState(asset_id=ev.asset_id, event_time=ev.event_time, content_hash=self.content.content_hash,
                            model_id=format_model_ids(self.model_ids), vectors=self.vectors)
-
-
-def format_model_ids(model_ids: dict[str, str]) -> str:
-    """The stored ``model_id`` of an object: which model made each of its vectors, as compact JSON.
-
-    >>> format_model_ids({"clip": "builtin:shapes-clip", "clap": "builtin:sounds-clap"})
-    '{"clap":"builtin:sounds-clap","clip":"builtin:shapes-clip"}'
-    """
-    return json.dumps(model_ids, sort_keys=True, separators=(",", ":"))
-
-
-def parse_model_ids(stored: str, vectors: dict[str, list[float]] | None = None) -> dict[str, str]:
-    """The inverse of :func:`format_model_ids`. A plain id (objects written before spaces were configurable)
-    made every vector the object has.
-
-    >>> parse_model_ids('{"clap":"m1","clip":"m2"}')
-    {'clap': 'm1', 'clip': 'm2'}
-    >>> parse_model_ids("builtin:shapes-clip", {"clip": [1.0]})
-    {'clip': 'builtin:shapes-clip'}
-    """
-    if stored.startswith("{"):
-        try:
-            parsed = json.loads(stored)
-        except json.JSONDecodeError:
-            parsed = None
-        if isinstance(parsed, dict):
-            return {str(k): str(v) for k, v in parsed.items()}
-    return dict.fromkeys(vectors or {}, stored)
 
 
 @dataclass(frozen=True)

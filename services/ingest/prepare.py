@@ -32,12 +32,11 @@ from services.ingest.plans import (
     Plan,
     Poisoned,
     Upsert,
-    parse_model_ids,
 )
 from services.ingest.records import Parsed, Record
 from services.monitoring import metrics
 from services.monitoring.timing import observe_queue_wait, timed
-from services.store import StoredState
+from services.store import StoredState, parse_model_ids
 
 #: asset ids -> their stored states (absent: nothing stored). The protocol's overlay-aware read.
 ReadStates = Callable[[list[str]], Awaitable[dict[str, StoredState]]]

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from schemas.dead_letter import DeadLetter, Reason
-from services.ingest.plans import Delete, Letter, Outcome, Upsert, format_model_ids
+from services.ingest.plans import Delete, Letter, Outcome, Upsert
 from services.ingest.prepare import Prepared
 from services.ingest.records import DeadLetterSink, IngestStore
 from services.monitoring import metrics
 from services.monitoring.timing import timed
-from services.store import AssetObject
+from services.store import AssetObject, format_model_ids
 
 
 @dataclass

@@ -48,6 +48,8 @@ from services.store.models import (
     StoredAsset,
     StoredState,
     asset_uuid,
+    format_model_ids,
+    parse_model_ids,
 )
 from services.store.store import AssetStore
 
@@ -71,5 +73,7 @@ __all__ = [
     "UnknownField",
     "WriteRejected",
     "asset_uuid",
+    "format_model_ids",
     "parse_filter",
+    "parse_model_ids",
 ]

@@ -8,8 +8,9 @@ True
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -140,3 +141,31 @@ class Hit:
     has_thumbnail: bool
     event_time: datetime
     indexed_at: datetime
+
+
+def format_model_ids(model_ids: dict[str, str]) -> str:
+    """The stored ``model_id`` of an object: which model made each of its vectors, as compact JSON.
+
+    >>> format_model_ids({"clip": "builtin:shapes-clip", "clap": "builtin:sounds-clap"})
+    '{"clap":"builtin:sounds-clap","clip":"builtin:shapes-clip"}'
+    """
+    return json.dumps(model_ids, sort_keys=True, separators=(",", ":"))
+
+
+def parse_model_ids(stored: str, spaces: Iterable[str] = ()) -> dict[str, str]:
+    """The inverse of :func:`format_model_ids`. A plain id (objects written before spaces were configurable)
+    made every vector the object has: ``spaces``, its spaces.
+
+    >>> parse_model_ids('{"clap":"m1","clip":"m2"}')
+    {'clap': 'm1', 'clip': 'm2'}
+    >>> parse_model_ids("builtin:shapes-clip", {"clip": [1.0]})
+    {'clip': 'builtin:shapes-clip'}
+    """
+    if stored.startswith("{"):
+        try:
+            parsed = json.loads(stored)
+        except json.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return {str(k): str(v) for k, v in parsed.items()}
+    return dict.fromkeys(spaces, stored)

@@ -126,7 +126,8 @@ def test_response_bodies_match_their_schemas(doc: dict[str, Any]) -> None:
         results=[SearchResult(asset_id="a", score=0.5, modality="image", metadata={"n": 1, "tags": ["x"]},
                               preview="/v1/assets/a/thumbnail")],
         model="m", space="clip", took_ms=1.5, consistency=Consistency(satisfied=True, waited_ms=3.0))
-    asset = AssetResponse(asset_id="a", modality="text", text="hi", metadata={}, model="m", content_hash="h",
+    asset = AssetResponse(asset_id="a", modality="text", text="hi", metadata={}, model="m", models={"clip": "m"},
+                          content_hash="h",
                           event_time=now, indexed_at=now, source=SourceOffset(partition=0, offset=1),
                           spaces=["clip"])
     error = ErrorResponse(error=ErrorInfo(code="not_found", message="no"))
