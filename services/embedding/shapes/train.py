@@ -27,7 +27,7 @@ from services.embedding import vocab
 from services.embedding.hf import AutoImageProcessor, CLIPProcessor
 from services.embedding.model import SHAPES_MODEL_DIR, HFEmbedder, pooled_features
 from services.embedding.shapes import quality, world
-from services.embedding.training import deterministic, lr_factor
+from services.embedding.training import deterministic, train_steps
 
 _CLIP_MEAN, _CLIP_STD = [0.4815, 0.4578, 0.4082], [0.2686, 0.2613, 0.2758]
 
@@ -157,21 +157,8 @@ def contrastive_loss(model: CLIPModel, pixels: torch.Tensor, ids: torch.Tensor, 
 
 
 def train(cfg: TrainConfig, model: CLIPModel, batches: Batches, log_every: int = 100) -> None:
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: lr_factor(step, warmup_steps=cfg.warmup_steps, steps=cfg.steps)
-    )
-    model.train()
-    started = time.monotonic()
-    for step in range(cfg.steps):
-        loss = contrastive_loss(model, *batches.next())
-        opt.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss)
-        opt.step()
-        sched.step()
-        if step % log_every == 0 or step == cfg.steps - 1:
-            print(f"step {step:5d}  loss {loss.item():.4f}  {time.monotonic() - started:6.1f} s", flush=True)
-    model.train(False)
+    train_steps(model, lambda: contrastive_loss(model, *batches.next()), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                warmup_steps=cfg.warmup_steps, steps=cfg.steps, log_every=log_every)
 
 
 def run(cfg: TrainConfig, out: Path) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from services.embedding.hf import ClapFeatureExtractor, ClapProcessor
 from services.embedding.loading import pooled_features
 from services.embedding.model import SOUNDS_MODEL_DIR
 from services.embedding.sounds import quality, world
-from services.embedding.training import deterministic, lr_factor
+from services.embedding.training import deterministic, train_steps
 
 _FEATURE_CHUNK = 512  # clips per feature-extractor call while preparing the training set
 
@@ -190,21 +190,8 @@ def contrastive_loss(model: ClapModel, features: torch.Tensor, ids: torch.Tensor
 
 
 def train(cfg: TrainConfig, model: ClapModel, batches: Batches, log_every: int = 100) -> None:
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: lr_factor(step, warmup_steps=cfg.warmup_steps, steps=cfg.steps)
-    )
-    model.train()
-    started = time.monotonic()
-    for step in range(cfg.steps):
-        loss = contrastive_loss(model, *batches.next())
-        opt.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss)
-        opt.step()
-        sched.step()
-        if step % log_every == 0 or step == cfg.steps - 1:
-            print(f"step {step:5d}  loss {loss.item():.4f}  {time.monotonic() - started:6.1f} s", flush=True)
-    model.train(False)
+    train_steps(model, lambda: contrastive_loss(model, *batches.next()), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                warmup_steps=cfg.warmup_steps, steps=cfg.steps, log_every=log_every)
 
 
 def run(cfg: TrainConfig, out: Path) -> dict[str, Any]:
