@@ -24,7 +24,7 @@ down: ## stop the local stack, the worker and the gateway started by `make demo`
 status: ## health of the local stack
 	@$(XMODAL) stack status
 
-demo: up ## run xmodal locally: stack + worker + gateway, publish the shapes sample set, offline
+demo: up ## run xmodal locally: stack + worker + gateway, publish the sample sets, offline
 	@$(XMODAL) demo
 
 lint: setup ## ruff, mypy (strict) and the import contracts (import-linter, see pyproject.toml)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from services.publish import Published
 
 CHUNK = 200  # events per publish_many call, and per step of the progress bar
-SAMPLES = ("shapes", "sounds")
+SAMPLES = ("shapes", "scenes", "sounds")
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -33,10 +33,13 @@ def add_parser(subparsers: Subparsers) -> None:
     p.add_argument("source", nargs="?", type=Path, help="JSONL file or folder")
     p.add_argument("--sample", metavar="NAME", choices=SAMPLES,
                    help="publish a built-in sample set instead of SOURCE (shapes: 24 colour/shape classes, "
-                   "--per-class images of each plus one caption each, 120 assets by default; sounds: 28 "
-                   "classes of sounds, --per-class clips of each plus one caption each)")
+                   "--per-class images of each plus one caption each, 120 assets by default; scenes: 48 "
+                   "classes of harder scenes (sizes, outlines, two things and their relation), --per-class "
+                   "pictures of each plus the text of each class; sounds: 28 classes of sounds, --per-class "
+                   "clips of each plus one caption each)")
     p.add_argument("--per-class", type=int, default=None,
-                   help="items per class of --sample (default: 4 images per shape class, 3 clips per sound)")
+                   help="items per class of --sample (default: 4 images per shape class, 3 pictures per scene "
+                   "class, 3 clips per sound)")
     p.add_argument("--wait", action="store_true",
                    help="after publishing, wait until the worker has stored everything (read-your-writes); "
                    "exit 1 when --timeout passes first")
@@ -58,15 +61,19 @@ def load_events(source: Path | None, *, sample: str | None = None, per_class: in
     from services.publish.sources import from_folder, from_jsonl
 
     if sample == "shapes":
-        from cli.samples import shapes_sample
+        from services.samples import shapes_sample
 
         return shapes_sample(per_class or 4)
+    if sample == "scenes":
+        from services.samples import scenes_sample
+
+        return scenes_sample(per_class=per_class or 3)
     if sample == "sounds":
-        from cli.samples import sounds_sample
+        from services.samples import sounds_sample
 
         return sounds_sample(per_class or 3)
     if source is None:
-        raise ConfigError("give a SOURCE (JSONL file or folder) or --sample shapes|sounds; "
+        raise ConfigError("give a SOURCE (JSONL file or folder) or --sample shapes|scenes|sounds; "
                           "see xmodal publish --help")
     if source.is_dir():
         return list(from_folder(source))

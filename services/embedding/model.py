@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
-from services.config import BUILTIN_MODEL, BUILTIN_SOUNDS_MODEL, ModelSettings
+from services.config import BUILTIN_LARGE_MODEL, BUILTIN_MODEL, BUILTIN_SOUNDS_MODEL, ModelSettings
 from services.embedding.clap import ClapEmbedder
 from services.embedding.errors import ModalityNotSupported, ModelLoadError
 from services.embedding.hf import AutoImageProcessor, AutoProcessor
@@ -36,12 +36,13 @@ from services.embedding.loading import (
 )
 
 __all__ = [
-    "SHAPES_MODEL_DIR", "SOUNDS_MODEL_DIR", "ClapEmbedder", "Embedder", "HFEmbedder", "Vectors",
-    "builtin_model_dir", "load_embedder", "load_preprocessor", "model_family", "pooled_features", "resolve_device",
-    "resolve_dtype", "text_kwargs",
+    "SHAPES_LARGE_MODEL_DIR", "SHAPES_MODEL_DIR", "SOUNDS_MODEL_DIR", "ClapEmbedder", "Embedder", "HFEmbedder",
+    "Vectors", "builtin_model_dir", "load_embedder", "load_preprocessor", "model_family", "pooled_features",
+    "resolve_device", "resolve_dtype", "text_kwargs",
 ]
 
 SHAPES_MODEL_DIR = Path(__file__).parent / "shapes" / "clip"
+SHAPES_LARGE_MODEL_DIR = Path(__file__).parent / "shapes" / "clip_large"
 SOUNDS_MODEL_DIR = Path(__file__).parent / "sounds" / "clap"
 _BUILTIN_PREFIX = "builtin:"
 
@@ -56,6 +57,7 @@ class _Builtin:
 
 _BUILTINS: Mapping[str, _Builtin] = MappingProxyType({
     BUILTIN_MODEL: _Builtin(SHAPES_MODEL_DIR, "services.embedding.shapes.train"),
+    BUILTIN_LARGE_MODEL: _Builtin(SHAPES_LARGE_MODEL_DIR, "services.embedding.shapes.train --size large"),
     BUILTIN_SOUNDS_MODEL: _Builtin(SOUNDS_MODEL_DIR, "services.embedding.sounds.train"),
 })
 # Families whose checkpoints embed audio and text (get_audio_features + get_text_features).

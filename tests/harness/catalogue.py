@@ -18,10 +18,10 @@ import base64
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from cli.samples import shapes_sample, sounds_sample
 from schemas.asset_event import AssetEvent, Modality
 from services.embedding.model import Embedder
 from services.ingest.content import Content, Decoding, content_hash, prepare
+from services.samples import shapes_sample, sounds_sample
 from services.store.models import AssetObject
 from services.store.store import AssetStore
 

@@ -1,7 +1,8 @@
 """Retrieval quality of a model on held-out shapes images: what train.py prints and the tests check.
 
-Queries are class-level: the text of a class is its canonical caption ("a photo of a red circle"), and a
-hit is an image of the same colour and shape.
+Queries are class-level. Single shapes (world.py): the text of a class is its canonical caption ("a photo of
+a red circle"), and a hit is an image of the same colour and shape. Scenes (scenes.py): the text of a class
+names every attribute of every thing and the relation, and a hit is anything that text is true of.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from services.embedding.model import Embedder, Vectors
-from services.embedding.shapes import world
+from services.embedding.shapes import scenes, world
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,33 @@ def evaluate(embedder: Embedder, samples: list[world.ShapeSample]) -> ShapesRepo
     i2i = float(np.mean(label_idx[sims.argmax(axis=1)] == label_idx))
     color_vectors = dict(zip(world.COLORS, embedder.embed_texts(list(world.COLORS)), strict=True))
     return ShapesReport(i2t, t2i, p10, i2i, _composed_ok(vectors, labels, color_vectors))
+
+
+@dataclass(frozen=True)
+class ScenesReport:
+    """Class-level figures on held-out scenes (scenes.generate_classes): a class is every attribute of every
+    thing and the relation; a hit is any image or caption the query's claim is true of."""
+
+    image_to_text_r1: float  # images whose best class caption is true of them
+    text_to_image_r1: float  # class captions whose best image they are true of
+    image_to_image_r1: float  # images whose nearest other image is of the same class
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 4) for k, v in asdict(self).items()}
+
+
+def evaluate_scenes(embedder: Embedder, samples: list[scenes.SceneSample]) -> ScenesReport:
+    """The scenes' figures of ``embedder`` (use held-out samples of several pictures per class)."""
+    vectors = embedder.embed_images([s.image for s in samples])
+    classes_ = list(dict.fromkeys(s.scene.key for s in samples))
+    first = {s.scene.key: s.scene for s in reversed(samples)}
+    claims = [scenes.full_claim(first[k]) for k in classes_]
+    texts = embedder.embed_texts([scenes.canonical_caption(first[k]) for k in classes_])
+    truth = np.array([[c.true_of(s.scene) for c in claims] for s in samples])  # (images, classes)
+    i2t = float(np.mean(truth[np.arange(len(samples)), (vectors @ texts.T).argmax(axis=1)]))
+    t2i = float(np.mean(truth[(texts @ vectors.T).argmax(axis=1), np.arange(len(classes_))]))
+    keys = np.array([s.scene.key for s in samples])
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    i2i = float(np.mean(keys[sims.argmax(axis=1)] == keys))
+    return ScenesReport(i2t, t2i, i2i)

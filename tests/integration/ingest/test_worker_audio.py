@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import soundfile as sf  # type: ignore[import-untyped]
 
-from cli.samples import shapes_sample, sounds_sample
 from services.config import WorkerSettings
 from services.embedding.model import HFEmbedder, load_embedder
 from services.embedding.sounds import world
 from services.publish import EventPublisher
+from services.samples import shapes_sample, sounds_sample
 from services.store import AssetStore, SearchQuery
 from tests.harness.lanes import Lane, WorkerProcess, read_dead_letters, wait_stored
 

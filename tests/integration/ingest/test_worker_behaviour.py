@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from cli.samples import shapes_sample
 from schemas.asset_event import AssetEvent
 from services.config import WorkerSettings
 from services.embedding.model import load_embedder
 from services.publish import EventPublisher
+from services.samples import shapes_sample
 from services.store import AssetStore, SearchQuery
 from tests.harness.lanes import Lane, WorkerProcess, wait_stored
 
