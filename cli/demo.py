@@ -27,7 +27,7 @@ PER_CLASS = 4  # 24 classes: 96 images and 24 texts
 
 def add_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
-        "demo", help="worker + gateway in the background, publish the shapes sample, show what is searchable",
+        "demo", help="worker + gateway in the background, publish the sample sets, show what is searchable",
         description="Expects the local stack up (make up). Starts the worker and the gateway as background "
         "processes (logs in ~/.local/state/xmodal/demo), publishes the shapes sample set, waits until it is "
         "indexed and prints sample searches. Runs offline with the shipped shapes model. A second run "
@@ -49,7 +49,7 @@ def _demo_dir() -> Path:
     return d
 
 
-def _start(name: str, ready: Callable[[], bool], timeout_s: float) -> None:
+def _start(name: str, ready: Callable[[], bool], timeout_s: float, env: dict[str, str] | None = None) -> None:
     from services.localstack.process import read_pid, spawn, stop, wait_until
 
     d = _demo_dir()
@@ -59,7 +59,8 @@ def _start(name: str, ready: Callable[[], bool], timeout_s: float) -> None:
         return
     stop(pid_file)
     t0 = time.monotonic()
-    pid = spawn([*XMODAL, name], env=with_root(dict(os.environ)), cwd=d, log_file=log_file, pid_file=pid_file)
+    pid = spawn([*XMODAL, name], env=with_root({**os.environ, **(env or {})}), cwd=d, log_file=log_file,
+                pid_file=pid_file)
     wait_until(ready, what=f"xmodal {name}", timeout_s=timeout_s, pid=pid, log_file=log_file)
     print(f"  {name} ready in {time.monotonic() - t0:.1f}s (pid {pid}, log: {log_file})")
 
@@ -86,12 +87,14 @@ def _takes_audio(model: str) -> bool:
 
 
 def run_demo() -> int:
+    from cli.eval import check_golden_file
     from cli.publish import publish_events
-    from cli.samples import shapes_sample, sounds_sample
     from services.config import GatewaySettings, WorkerSettings, enabled_spaces
     from services.errors import ConfigError
+    from services.evaluation.golden import DEMO_GOLDEN_FILE
     from services.localstack import LocalStack
     from services.localstack.process import port_open
+    from services.samples import scenes_sample, shapes_sample, sounds_sample
 
     stack = LocalStack()
     if not stack.healthy():
@@ -100,9 +103,10 @@ def run_demo() -> int:
     print("==> starting the worker and the gateway")
     _start("worker", lambda: port_open(w.web_host, w.web_port), 180)
     base = f"http://{g.host}:{g.port}"
-    _start("gateway", lambda: _http_ok(f"{base}/readyz"), 180)
+    golden = g.golden_file or DEMO_GOLDEN_FILE  # the gateway checks the demo's golden queries on a schedule
+    _start("gateway", lambda: _http_ok(f"{base}/readyz"), 180, env={"XMODAL_GOLDEN_FILE": str(golden)})
 
-    events = shapes_sample(PER_CLASS)
+    events = shapes_sample(PER_CLASS) + scenes_sample()
     with_audio = any(_takes_audio(m.name) for m in enabled_spaces(w.spaces).values())
     if with_audio:
         events += sounds_sample(SOUNDS_PER_CLASS)
@@ -123,10 +127,12 @@ def run_demo() -> int:
             top = ", ".join(f"{r['metadata'].get('caption')} ({r['score']:.2f})"
                             for r in _search(base, q, "audio", 3)["results"])
             print(f"  {q!r:<28} -> {top}")
+    print(f"==> golden queries ({golden}), as `xmodal eval --golden` checks them")
+    asyncio.run(check_golden_file(golden, base, api_key=None))
     print(f"""
 xmodal is running.
   search page     {base}/
-  status page     {base}/status
+  status page     {base}/status  (its Golden queries section: the gateway's check every {g.golden_interval_s:g} s)
   search API      curl '{base}/v1/search?q=a+photo+of+a+green+triangle&target=image&limit=3'
   worker metrics  http://{w.web_host}:{w.web_port}/metrics
   stream lag      ./xmodal lag

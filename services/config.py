@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _ENV = SettingsConfigDict(env_prefix="XMODAL_", env_nested_delimiter="__", extra="ignore")
 
 BUILTIN_MODEL = "builtin:shapes-clip"
+BUILTIN_LARGE_MODEL = "builtin:shapes-clip-large"  # the shapes re-ranking model: same family, larger
 BUILTIN_SOUNDS_MODEL = "builtin:sounds-clap"
 
 
@@ -54,7 +55,8 @@ class ModelSettings(BaseModel):
         BUILTIN_MODEL,
         description="transformers hub id or local path of the space's model: a CLIP-family dual encoder "
         "(CLIP, SigLIP, SigLIP2: images + texts) or a CLAP (audio + texts). "
-        f"'{BUILTIN_MODEL}' and '{BUILTIN_SOUNDS_MODEL}' are the small models shipped with xmodal.",
+        f"'{BUILTIN_MODEL}', '{BUILTIN_LARGE_MODEL}' (its larger re-ranking sibling) and "
+        f"'{BUILTIN_SOUNDS_MODEL}' are the small models shipped with xmodal.",
     )
     enabled: bool = Field(True, description="false turns the space off (its stored vectors stay).")
     space: str = Field("clip", description="The space's name, the Weaviate named vector (set from the key).")
@@ -170,6 +172,58 @@ class WorkerSettings(BaseSettings):
     )
 
 
+RerankKind = Literal["none", "biencoder", "crossencoder"]
+#: The cross-encoder a `crossencoder` reranker loads when XMODAL_RERANK__MODEL is not given (from the hub).
+BLIP_ITM_MODEL = "Salesforce/blip-itm-base-coco"
+
+
+class RerankSettings(BaseModel):
+    """Re-ranking of a search's first results (request `rerank: true`; services/gateway/rerank.py)."""
+
+    kind: RerankKind = Field(
+        "biencoder",
+        description="none (`rerank: true` answers 400 rerank_unavailable), biencoder (re-embeds query and "
+        "candidates with a larger model of the same family, scores by cosine; candidate vectors are cached) or "
+        "crossencoder (a BLIP image-text matcher reads each text-image pair together: better, slower, "
+        "cross-modal pairs only). A reranker that fails to load is logged and left out; search goes on.",
+    )
+    model: str = Field(
+        "", description="hub id or local path of the reranker's model; empty: biencoder "
+        f"'{BUILTIN_LARGE_MODEL}' (shipped), crossencoder '{BLIP_ITM_MODEL}'. A biencoder takes "
+        "any CLIP-family checkpoint (as XMODAL_SPACES__<NAME>__NAME does), a crossencoder a "
+        "BlipForImageTextRetrieval one.",
+    )
+    device: str = Field("auto", description="auto (cuda when available, else cpu), cpu, cuda, cuda:1, ...")
+    dtype: str = Field("auto", description="auto (bf16 on GPU, fp32 on CPU), float32, float16, bfloat16.")
+    top_n: int = Field(
+        20, ge=1, le=1000, description="Results re-ranked when the request gives no rerank_top_n (the window "
+        "grows to offset + limit, up to max_top_n). Cost grows linearly: one model input per candidate.",
+    )
+    max_top_n: int = Field(
+        100, ge=1, le=1000, description="Largest rerank_top_n a request may ask for (more: 400); results past "
+        "it stay in retrieval order.",
+    )
+    budget_s: float = Field(
+        0.5, gt=0, description="Time budget of one re-ranking (content reads + model). Past it the results "
+        "come back in retrieval order with rerank.degraded=true (never an error). Raise it on a CPU with a "
+        "cross-encoder; the request deadline still applies.",
+    )
+    cache_size: int = Field(
+        4096, ge=0, description="Candidate vectors the biencoder keeps (LRU keyed by asset_id + content hash: "
+        "an updated asset is embedded again). About 4 bytes x dim each.",
+    )
+    max_batch: int = Field(32, ge=1, description="Most model inputs per forward pass (raise on a GPU).")
+
+    @model_validator(mode="after")
+    def _defaults_and_bounds(self) -> RerankSettings:
+        if not self.model:  # each kind's own default
+            self.model = {"biencoder": BUILTIN_LARGE_MODEL, "crossencoder": BLIP_ITM_MODEL}.get(self.kind, "")
+        if self.top_n > self.max_top_n:
+            raise ValueError(f"rerank top_n ({self.top_n}) is larger than max_top_n ({self.max_top_n}): lower "
+                             "XMODAL_RERANK__TOP_N or raise XMODAL_RERANK__MAX_TOP_N")
+        return self
+
+
 class GatewaySettings(BaseSettings):
     """`xmodal gateway`: the search API, the search page and the status page."""
 
@@ -196,12 +250,30 @@ class GatewaySettings(BaseSettings):
     consistency_timeout_s: float = Field(
         5.0, gt=0, description="Longest wait for `consistent_with` offsets to be committed."
     )
+    rerank: RerankSettings = Field(
+        default_factory=RerankSettings, description="Re-ranking (request `rerank: true`): XMODAL_RERANK__KIND "
+        "(none, biencoder, crossencoder), __MODEL, __DEVICE, __TOP_N, __MAX_TOP_N, __BUDGET_S, __CACHE_SIZE.",
+    )
     worker_metrics_urls: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:6066/metrics"],
         description="Workers' /metrics URLs the status page reads freshness and outcomes from "
         "(Prometheus does this in deployments; the status page is the at-a-glance view).",
     )
     status_interval_s: float = Field(2.0, gt=0, description="How often the status page's figures are sampled.")
+    directions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Which space answers which direction, e.g. {\"image->text\": \"clip_large\"} (a JSON object in "
+        "XMODAL_DIRECTIONS). Directions not named go to the first configured space that can answer; "
+        "a request's `space` option overrides both.")
+    golden_file: Path | None = Field(
+        None, description="YAML file of golden queries (services/evaluation/golden.py) the gateway runs "
+        "against itself on a schedule: xmodal_golden_* metrics and the status page's Golden queries section. "
+        "None: no golden queries. An invalid file stops the gateway at start with the entry and key at fault.",
+    )
+    golden_interval_s: float = Field(
+        60.0, gt=0, description="Seconds between runs of the golden queries (the first runs at start). Each "
+        "run is one search per golden query, one at a time.",
+    )
 
 
 class StackSettings(BaseSettings):

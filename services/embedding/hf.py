@@ -10,6 +10,7 @@ from typing import Any
 
 from transformers import AutoFeatureExtractor as _AutoFeatureExtractor
 from transformers import AutoProcessor as _AutoProcessor
+from transformers import BlipProcessor as _BlipProcessor
 from transformers import ClapFeatureExtractor as _ClapFeatureExtractor
 from transformers import ClapProcessor as _ClapProcessor
 from transformers import CLIPProcessor as _CLIPProcessor
@@ -20,6 +21,7 @@ from transformers.models.auto.image_processing_auto import AutoImageProcessor as
 AutoProcessor: Any = _AutoProcessor
 AutoImageProcessor: Any = _AutoImageProcessor
 AutoFeatureExtractor: Any = _AutoFeatureExtractor
+BlipProcessor: Any = _BlipProcessor
 ClapFeatureExtractor: Any = _ClapFeatureExtractor
 ClapProcessor: Any = _ClapProcessor
 CLIPProcessor: Any = _CLIPProcessor

@@ -7,13 +7,14 @@ own QueryEncoder, a real AssetStore, a real Fetcher, a real StatusCollector (or 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from schemas.asset_event import AssetEvent
 from services.fetch.fetcher import Fetcher
 from services.gateway.encoder import QueryEncoder
+from services.gateway.rerank import Reranker
 from services.monitoring.status import StatusCollector
 from services.publish.producer import Published
 from services.store.models import Hit, SearchQuery, StoredAsset
@@ -45,29 +46,14 @@ class OffsetWaiter(Protocol):
     async def wait_committed(self, targets: Mapping[int, int], *, timeout_s: float) -> tuple[bool, float]: ...
 
 
-@dataclass(frozen=True)
-class RerankQuery:
-    """What a reranker may look at: the query text (when there is one) and the query vector."""
-
-    text: str | None
-    vector: list[float]
-
-
-class Reranker(Protocol):
-    """Reorders a page of hits (e.g. a cross-encoder). None is shipped: `rerank: true` answers 400 unless
-    a deployment passes one to create_app."""
-
-    name: str
-
-    async def rerank(self, query: RerankQuery, hits: Sequence[Hit]) -> list[Hit]: ...
-
-
 @dataclass
 class Deps:
     """Everything create_app wires into the handlers. The caller starts and closes them.
 
     ``status`` feeds /v1/status; without one the status page says it is not configured (create_app never
-    makes one: a collector samples Kafka and the workers, which only a deployment should do).
+    makes one: a collector samples Kafka and the workers, which only a deployment should do). ``reranker``
+    re-scores the first hits of `rerank: true` searches (gateway/rerank.py; server.started_deps loads the
+    configured one); without one such a search answers 400 rerank_unavailable.
     """
 
     encoders: dict[str, QueryEncoder]  # space -> its query encoder, in configured order

@@ -27,11 +27,13 @@ MAX_OFFSET = 9_900  # Weaviate's default window is 10 000 results (offset + limi
 MAX_QUERY_CHARS = 1_000
 MAX_CONSISTENCY_TARGETS = 256
 MAX_IMAGE_URI_CHARS = 16 * 1024 * 1024  # data: URIs carry whole images; the body limit binds first
+MAX_RERANK_TOP_N = 1000  # the schema's bound; each gateway's XMODAL_RERANK__MAX_TOP_N is the real one
 
 Target = Literal["image", "text", "audio", "any"]
 Mode = Literal["vector", "hybrid"]
 QueryText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S")]
 AssetId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+SpaceName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
 
 _FORBID = ConfigDict(extra="forbid")
 
@@ -96,7 +98,15 @@ class SearchOptions(BaseModel):
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Results to skip (paging).")
     mode: Mode = Field("vector", description="vector, or hybrid (BM25 on the text field fused with vector).")
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="Hybrid weighting: 1 = vector only, 0 = BM25 only.")
-    rerank: bool = Field(False, description="Rerank the page with the configured reranker (400 if none).")
+    rerank: bool = Field(False, description="Re-rank the first results with the gateway's reranker (400 "
+                         "rerank_unavailable if it has none); the response's `rerank` says how it went.")
+    rerank_top_n: Annotated[int, Field(ge=1, le=MAX_RERANK_TOP_N)] | SkipJsonSchema[None] = Field(
+        None, description="How many of the first results to re-rank (grown to offset + limit). Default and "
+        "largest allowed: the gateway's settings (more: 400). Used only with rerank: true.")
+    space: SpaceName | SkipJsonSchema[None] = Field(
+        None, description="Answer from this embedding space (see /readyz `spaces`); 400 no_space when it cannot "
+        "answer the query. Default: the space the gateway's `directions` setting names for the query's "
+        "direction, else the first configured space that can.")
     consistent_with: Annotated[list[OffsetRef], Field(max_length=MAX_CONSISTENCY_TARGETS)] | SkipJsonSchema[
         None] = Field(None, description="Wait until these writes are searchable (read-your-writes), "
                       "within the timeout.")
@@ -148,12 +158,27 @@ class SearchResult(BaseModel):
     text: str | None = Field(None, description="The text of a text asset.")
     preview: str | None = Field(None, description="URL of the asset's preview, when it has one: a small WebP "
                                 "of an image, a short OGG clip of audio (plays in the browser).")
+    rerank_score: float | None = Field(None, description="The reranker's score, when it re-scored this result "
+                                       "(the order follows it within the re-ranked window; `score` stays the "
+                                       "retrieval score).")
 
 
 class Consistency(BaseModel):
     satisfied: bool = Field(description="True when every consistent_with write was searchable.")
     waited_ms: float = Field(ge=0)
     detail: str | None = Field(None, description="Why it is not satisfied, when known.")
+
+
+class RerankInfo(BaseModel):
+    """How re-ranking went. Degraded: the results are in retrieval order (the reranker failed, ran past its
+    time budget, or reads no content of this query or its candidates); ``reason`` says which."""
+
+    name: str = Field(description="The reranker: its kind and model, e.g. biencoder:builtin:shapes-clip-large.")
+    took_ms: float = Field(ge=0)
+    candidates: int = Field(ge=0, description="Results the reranker re-scored.")
+    degraded: bool
+    reason: str | None = Field(None, description="Why it degraded ('timeout after 0.5 s', 'error: ...'), or "
+                               "which results kept their retrieval places (audio ones, say).")
 
 
 class SearchResponse(BaseModel):
@@ -163,6 +188,7 @@ class SearchResponse(BaseModel):
     space: str = Field(description="Embedding space that answered (the Weaviate named vector searched).")
     took_ms: float = Field(ge=0)
     consistency: Consistency | None = Field(None, description="Present when consistent_with was given.")
+    rerank: RerankInfo | None = Field(None, description="Present when rerank was asked for.")
 
 
 class PublishResponse(BaseModel):

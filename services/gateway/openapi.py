@@ -21,6 +21,7 @@ from services.gateway.models import (
     MAX_LIMIT,
     MAX_OFFSET,
     MAX_QUERY_CHARS,
+    MAX_RERANK_TOP_N,
     AssetResponse,
     ErrorResponse,
     Health,
@@ -115,6 +116,9 @@ def _search_params() -> list[dict[str, Any]]:
         _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}, "Skip."),
         _query("mode", {"type": "string", "enum": ["vector", "hybrid"], "default": "vector"}, "Search mode."),
         _query("alpha", {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5}, "Hybrid weighting."),
+        _query("rerank", {"type": "boolean", "default": False}, "Re-rank the first results (see SearchRequest)."),
+        _query("rerank_top_n", {"type": "integer", "minimum": 1, "maximum": MAX_RERANK_TOP_N},
+               "How many of the first results to re-rank (with rerank=true)."),
     ]
 
 
@@ -164,7 +168,8 @@ def _paths(n: dict[str, str], secured: bool) -> dict[str, Any]:
                                    "text/html": {"schema": {"type": "string"}}}}}, op_id="statusPage",
                                tags=["ops"])},
         "/v1/status": {"get": _op(
-            "The figures behind the status page: recent time series of lag, freshness, throughput, dead letters.",
+            "The figures behind the status page: recent time series of lag, freshness, throughput, dead letters, "
+            "and the last run of the golden queries (`golden`).",
             {"200": _json({"type": "object"}, "Status snapshot."),
              "404": _json(_ref("ErrorResponse"), "This gateway collects no status figures (not_configured).")},
             op_id="status", tags=["ops"], secured=secured)},

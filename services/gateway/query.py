@@ -1,7 +1,9 @@
-"""A validated search request -> query vector -> store search -> response body.
+"""A validated search request -> query vector -> store search (-> re-ranking) -> response body.
 
 Image inputs go through the same guarded Fetcher and decoder as the worker's; query vectors come from the
-same model code (through :class:`~services.gateway.encoder.QueryEncoder`).
+same model code (through :class:`~services.gateway.encoder.QueryEncoder`). With ``rerank: true`` the store
+search fetches the re-ranking window from the top and :class:`~services.gateway.rerank.RerankStage` reorders
+it and cuts the page out; the decoded query image is the reranker's query too.
 """
 
 from __future__ import annotations
@@ -9,16 +11,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 from urllib.parse import quote
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from services.config import GatewaySettings
 from services.fetch.images import decode_image
-from services.gateway.deps import Deps, RerankQuery
+from services.gateway.deps import Deps
 from services.gateway.encoder import QueryEncoder
 from services.gateway.errors import BadRequest, DependencyDown, NotFound
 from services.gateway.models import (
@@ -32,7 +35,8 @@ from services.gateway.models import (
     SearchResponse,
     SearchResult,
 )
-from services.gateway.spaces import candidates, unanswerable
+from services.gateway.rerank import AssetQuery, NoContent, QueryInput, Reranked, RerankStage
+from services.gateway.spaces import candidates, check_directions, unanswerable
 from services.monitoring import metrics
 from services.store.models import Hit, SearchQuery
 
@@ -58,6 +62,7 @@ class Query:
     audio_bytes: bytes | None = None
     audio_uri: str | None = None
     asset_id: str | None = None
+    image: Image.Image | None = None  # the decoded image of an image query (Searcher: embedding and reranker)
 
     @classmethod
     def of(cls, req: SearchRequest) -> Query:
@@ -128,35 +133,45 @@ class Searcher:
         self.settings = settings
         self.deps = deps
         self.encoders = list(deps.encoders.values())
+        check_directions(self.encoders, settings.directions)
+        self.rerank = None if deps.reranker is None else RerankStage(
+            deps.reranker, deps.store, settings.rerank, max_pixels=settings.fetch.max_pixels)
+
+    def _spaces(self, q: Query) -> list[QueryEncoder]:
+        """The spaces that may answer ``q``, the one to use first (gateway/spaces.py)."""
+        return candidates(self.encoders, q.modality, q.options.target, space=q.options.space,
+                          directions=self.settings.directions)
 
     async def search(self, q: Query) -> SearchResponse:
         started = time.perf_counter()
         opts = q.options
         self._check(q)
         consistency = await self._wait_consistent(opts)
+        q = await self._decoded(q)
         encoder, vector, exclude = await self._vector(q)
         hits = await self._hits(q, encoder, vector, exclude)
+        reranked = await self._reranked(q, hits) if opts.rerank else None
+        page, scores = (reranked.page, reranked.scores) if reranked else (hits, {})
         took_ms = (time.perf_counter() - started) * 1000
-        return SearchResponse(results=[result_of(h) for h in hits], model=encoder.model_id, space=encoder.space,
-                              took_ms=round(took_ms, 2), consistency=consistency)
+        return SearchResponse(results=[result_of(h, scores.get(h.asset_id)) for h in page], model=encoder.model_id,
+                              space=encoder.space, took_ms=round(took_ms, 2), consistency=consistency,
+                              rerank=reranked.info if reranked else None)
 
     def _check(self, q: Query) -> None:
-        if q.options.rerank and self.deps.reranker is None:
-            raise BadRequest("rerank was requested but this gateway has no reranker configured; "
-                             "leave `rerank` out (or false)", code="rerank_unavailable")
+        self._check_rerank(q.options)
         if q.options.mode == "hybrid" and q.hybrid_text() is None:
             raise BadRequest("hybrid mode matches words: give a `text` query or a `modifier` text",
                              details=[{"path": "body.mode", "message": "hybrid needs query text"}])
-        if not candidates(self.encoders, q.modality, q.options.target):
-            raise unanswerable(self.encoders, q.modality, q.options.target)
+        if not self._spaces(q):
+            raise unanswerable(self.encoders, q.modality, q.options.target, q.options.space)
         if q.options.modifier is not None and not any(
-            "text" in e.modalities for e in candidates(self.encoders, q.modality, q.options.target)
+            "text" in e.modalities for e in self._spaces(q)
         ):
             raise BadRequest("a modifier is text, and no space answering this query embeds text")
 
     async def _vector(self, q: Query) -> tuple[QueryEncoder, list[float], list[str]]:
         """The space, the query vector (composed with the modifier when there is one) and the ids to leave out."""
-        spaces = candidates(self.encoders, q.modality, q.options.target)
+        spaces = self._spaces(q)
         modifier = q.options.modifier
         if modifier is not None:
             spaces = [e for e in spaces if "text" in e.modalities]
@@ -186,9 +201,16 @@ class Searcher:
         if q.modality == "audio":
             raw = await self._bytes(q.audio_data, q.audio_bytes, q.audio_uri)
             return await enc.encode_audio(await asyncio.to_thread(self._decode_audio, raw, enc))
+        assert q.image is not None  # an image query, decoded by search()
+        return await enc.encode_image(q.image)
+
+    async def _decoded(self, q: Query) -> Query:
+        """An image query with its image fetched and decoded (once: the embedding and the reranker read it)."""
+        if q.modality != "image":
+            return q
         raw = await self._bytes(q.image_data, q.image_bytes, q.image_uri)
         image = await asyncio.to_thread(decode_image, raw, max_pixels=self.settings.fetch.max_pixels)
-        return await enc.encode_image(image)
+        return replace(q, image=image)
 
     def _decode_audio(self, raw: bytes, enc: QueryEncoder) -> npt.NDArray[np.float32]:
         from services.fetch.audio import decode_audio
@@ -212,20 +234,39 @@ class Searcher:
 
     async def _hits(self, q: Query, encoder: QueryEncoder, vector: list[float], exclude: list[str]) -> list[Hit]:
         opts = q.options
-        reranker = self.deps.reranker if opts.rerank else None
-        # A reranker reorders the whole window up to the page's end, then the page is cut out of it.
-        limit, offset = (opts.offset + opts.limit, 0) if reranker else (opts.limit, opts.offset)
+        limit, offset = opts.limit, opts.offset
+        if opts.rerank and self.rerank is not None:
+            # The reranker reorders the first `window` hits, so they are fetched from the top; the page is
+            # cut out after it (gateway/rerank.py).
+            window = self.rerank.window(opts.rerank_top_n, opts.offset, opts.limit)
+            limit, offset = max(window, opts.offset + opts.limit), 0
         text = q.hybrid_text() if opts.mode == "hybrid" else None
         query = SearchQuery(
             vector=vector, space=encoder.space, text=text, mode=opts.mode, alpha=opts.alpha,
             target=opts.target, filters=opts.filters, limit=limit,
             offset=offset, exclude_ids=exclude,
         )
-        hits = await self.deps.store.search(query)
-        if reranker is None:
-            return hits
-        reranked = await reranker.rerank(RerankQuery(q.hybrid_text(), vector), hits)
-        return reranked[opts.offset : opts.offset + opts.limit]
+        return await self.deps.store.search(query)
+
+    def _check_rerank(self, opts: SearchOptions) -> None:
+        if not opts.rerank:
+            return
+        if self.rerank is None:
+            raise BadRequest("rerank was asked for, but this gateway has no reranker (XMODAL_RERANK__KIND is none, "
+                             "or its model failed to load at start: the gateway log says why); leave `rerank` "
+                             "out (or false)", code="rerank_unavailable")
+        most = self.settings.rerank.max_top_n
+        if opts.rerank_top_n is not None and opts.rerank_top_n > most:
+            raise BadRequest(f"body.rerank_top_n: this gateway re-ranks at most {most} results "
+                             "(XMODAL_RERANK__MAX_TOP_N); ask for fewer",
+                             details=[{"path": "body.rerank_top_n", "message": f"must be <= {most}"}])
+
+    async def _reranked(self, q: Query, hits: list[Hit]) -> Reranked:
+        assert self.rerank is not None  # _check_rerank made sure
+        opts = q.options
+        window = self.rerank.window(opts.rerank_top_n, opts.offset, opts.limit)
+        return await self.rerank.run(rerank_input(q), opts.modifier, hits, window=window, offset=opts.offset,
+                                     limit=opts.limit)
 
     async def _wait_consistent(self, opts: SearchOptions) -> Consistency | None:
         if not opts.consistent_with:
@@ -248,8 +289,19 @@ class Searcher:
         return Consistency(satisfied=satisfied, waited_ms=round(waited * 1000, 2), detail=detail)
 
 
-def result_of(h: Hit) -> SearchResult:
+def result_of(h: Hit, rerank_score: float | None = None) -> SearchResult:
     preview = thumbnail_url(h.asset_id, h.modality) if h.modality in ("image", "audio") and h.has_thumbnail else None
     text = h.text if h.modality == "text" else None
     return SearchResult(asset_id=h.asset_id, score=h.score, modality=h.modality, metadata=h.metadata,
-                        text=text, preview=preview)
+                        text=text, preview=preview, rerank_score=rerank_score)
+
+
+def rerank_input(q: Query) -> QueryInput:
+    """What the reranker compares the candidates with: the query's text or image, or the stored asset's."""
+    if q.text is not None:
+        return q.text
+    if q.asset_id is not None:
+        return AssetQuery(q.asset_id)
+    if q.image is not None:
+        return q.image
+    return NoContent("an audio query")

@@ -22,6 +22,7 @@ from services.fetch.images import preload_codecs
 from services.gateway.backends import KafkaLink, StoreLink
 from services.gateway.deps import Deps
 from services.gateway.encoder import QueryEncoder
+from services.gateway.golden import add_golden
 from services.gateway.middleware import (
     LIMITER,
     Limiter,
@@ -32,6 +33,7 @@ from services.gateway.middleware import (
 )
 from services.gateway.openapi import build_openapi
 from services.gateway.query import Searcher
+from services.gateway.rerankers import started_reranker
 from services.gateway.routes import DEPS, OPENAPI, SEARCHER, add_routes
 from services.gateway.status_page import add_status_routes
 from services.monitoring.status import StatusCollector
@@ -56,6 +58,7 @@ def create_app(settings: GatewaySettings, deps: Deps) -> web.Application:
     )
     app[DEPS] = deps
     app[SEARCHER] = Searcher(settings, deps)
+    add_golden(app, settings, app[SEARCHER])  # golden_file set: runs them in the background from startup
     app[LIMITER] = Limiter(settings.max_concurrency)
     app[OPENAPI] = build_openapi(settings)
     add_routes(app)
@@ -65,8 +68,9 @@ def create_app(settings: GatewaySettings, deps: Deps) -> web.Application:
 
 @asynccontextmanager
 async def started_deps(settings: GatewaySettings, embedders: Sequence[Embedder] | None = None) -> AsyncIterator[Deps]:
-    """Load the spaces' models (unless given), connect to Weaviate, Kafka and the fetcher, and start sampling
-    the status page's figures (which exports the lag gauges too); close all on exit.
+    """Load the spaces' models (unless given) and the reranker (settings.rerank; one that fails to load is
+    logged and left out), connect to Weaviate, Kafka and the fetcher, and start sampling the status page's
+    figures (which exports the lag gauges too); close all on exit.
 
     Weaviate and Kafka may still be down: the gateway starts anyway, answers 503 where it needs them and
     reports it on /readyz (StoreLink and KafkaLink connect when they can; the collector reports them down).
@@ -78,6 +82,7 @@ async def started_deps(settings: GatewaySettings, embedders: Sequence[Embedder] 
             embedders = [await asyncio.to_thread(load_embedder, m) for m in spaces.values()]
             await asyncio.to_thread(preload_codecs)  # the first image query should not pay for imports
         encoders = {e.space: QueryEncoder.from_settings(settings, e) for e in embedders}
+        reranker = await started_reranker(settings.rerank)
         for encoder in encoders.values():
             stack.push_async_callback(encoder.close)
         store = StoreLink(AssetStore(settings.weaviate, {e.space: e.dim for e in embedders}))
@@ -91,7 +96,8 @@ async def started_deps(settings: GatewaySettings, embedders: Sequence[Embedder] 
         status = StatusCollector(settings)
         await status.start()
         stack.push_async_callback(status.stop)
-        yield Deps(encoders=encoders, store=store, fetcher=fetcher, events=kafka, offsets=kafka, status=status)
+        yield Deps(encoders=encoders, store=store, fetcher=fetcher, events=kafka, offsets=kafka, reranker=reranker,
+                   status=status)
 
 
 @asynccontextmanager

@@ -3,7 +3,8 @@
 The page's script and style are static/status.js and static/status.css, served with the search page's
 assets under /static/. The figures come from services.monitoring.status.StatusCollector, which the caller
 creates, starts and stops (server.started_deps in production); without one, /v1/status answers 404
-``not_configured`` and the page says so.
+``not_configured`` and the page says so. The JSON also carries the ``golden`` section: the last run of the
+gateway's golden queries (services.gateway.golden), or how to configure them.
 
 >>> from aiohttp import web
 >>> app = web.Application()
@@ -19,6 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from services.gateway.errors import NotFound
+from services.gateway.golden import golden_status
 from services.monitoring.status import StatusCollector
 
 PAGE = Path(__file__).parent / "static" / "status.html"
@@ -47,4 +49,6 @@ async def status_json(request: web.Request) -> web.Response:
     if collector is None:
         raise NotFound("this gateway collects no status figures: it was started without a StatusCollector",
                        code="not_configured")
-    return web.json_response(collector.snapshot(), headers={"Cache-Control": "no-store"})
+    body = collector.snapshot()
+    body["golden"] = golden_status(request.app)
+    return web.json_response(body, headers={"Cache-Control": "no-store"})

@@ -93,3 +93,32 @@ REJECTED = Counter("xmodal_http_rejected_total", "Requests refused before work, 
 CONSISTENCY_WAIT = Histogram(
     "xmodal_consistency_wait_seconds", "Time searches waited for consistent_with offsets.", buckets=_FAST
 )
+
+# --- gateway: re-ranking (services.gateway.rerank) --------------------------------------------------------
+RERANK_SECONDS = Histogram(
+    "xmodal_rerank_seconds", "Time of each re-ranking (content reads + model), degraded ones included.",
+    buckets=_FAST,
+)
+RERANK_CANDIDATES = Histogram(
+    "xmodal_rerank_candidates", "Candidates re-scored per re-ranking.", buckets=_SIZES
+)
+RERANK_DEGRADED = Counter(
+    "xmodal_rerank_degraded_total", "Re-rankings answered in retrieval order, by reason.", ["reason"]
+)  # reason: timeout (past budget_s), error (the reranker raised), unsupported (a query or window it cannot read)
+RERANK_CACHE = Counter(
+    "xmodal_rerank_cache_total", "Candidate vector cache lookups of the bi-encoder reranker, by result.", ["result"]
+)
+
+# --- gateway: golden queries (services.gateway.golden runs them on a schedule) ----------------------------
+GOLDEN_PASS_RATIO = Gauge(
+    "xmodal_golden_pass_ratio", "Share of the golden queries that passed in the last run (0..1; NaN before "
+    "the first run or without a golden file). Alert on < 1."
+)
+GOLDEN_PASS_RATIO.set(float("nan"))  # not 0: a gateway that has not checked yet is not failing
+GOLDEN_QUERY_OK = Gauge(
+    "xmodal_golden_query_ok", "1 when this golden query passed in the last run, 0 when it failed.", ["name"]
+)
+GOLDEN_RUNS = Counter("xmodal_golden_runs_total", "Runs of the golden queries.")
+GOLDEN_LAST_RUN = Gauge(
+    "xmodal_golden_last_run_timestamp", "Unix time the last run of the golden queries finished (0: never)."
+)

@@ -130,7 +130,8 @@ class SearchQuery:
 @dataclass(frozen=True)
 class Hit:
     """One search result. ``score``: higher is better. Vector mode: cosine similarity (1 - cosine distance,
-    within [-1, 1]). Hybrid mode: Weaviate's fused score (relative score fusion, within [0, 1])."""
+    within [-1, 1]). Hybrid mode: Weaviate's fused score (relative score fusion, within [0, 1]).
+    ``content_hash`` changes when the content does (re-rankers key their caches on it)."""
 
     asset_id: str
     score: float
@@ -141,6 +142,7 @@ class Hit:
     has_thumbnail: bool
     event_time: datetime
     indexed_at: datetime
+    content_hash: str = ""
 
 
 def format_model_ids(model_ids: dict[str, str]) -> str:

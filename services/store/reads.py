@@ -86,4 +86,5 @@ def hit(props: Mapping[str, Any], score: float) -> Hit:
         has_thumbnail=bool(props.get("has_thumbnail")),
         event_time=_time(props, "event_time"),
         indexed_at=_time(props, "indexed_at"),
+        content_hash=str(props.get("content_hash") or ""),
     )

@@ -1,8 +1,9 @@
-"""Tiny random CLIP, SigLIP and CLAP checkpoints (a few hundred KB) for tests of the real loading path.
+"""Tiny random CLIP, SigLIP, CLAP and BLIP-ITM checkpoints (a few hundred KB) for tests of the real loading path.
 
 They are saved with ``save_pretrained`` like any hub checkpoint (config, safetensors weights, tokenizer,
-processor config), so ``HFEmbedder.from_pretrained(path)`` (``ClapEmbedder`` for the CLAP) exercises exactly
-what a real model goes through. Weights are random but seeded: the same call gives the same model.
+processor config), so ``HFEmbedder.from_pretrained(path)`` (``ClapEmbedder`` for the CLAP, the re-ranking
+``CrossEncoder`` for the BLIP image-text matcher) exercises exactly what a real model goes through. Weights
+are random but seeded: the same call gives the same model.
 """
 
 from __future__ import annotations
@@ -12,11 +13,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from transformers import ClapConfig, ClapModel, CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
+from transformers import (
+    BertTokenizer,
+    BlipConfig,
+    BlipForImageTextRetrieval,
+    ClapConfig,
+    ClapModel,
+    CLIPConfig,
+    CLIPModel,
+    SiglipConfig,
+    SiglipModel,
+)
 
 from services.embedding import vocab
 from services.embedding.hf import (
     AutoImageProcessor,
+    BlipProcessor,
     ClapFeatureExtractor,
     ClapProcessor,
     CLIPProcessor,
@@ -117,4 +129,33 @@ def save_tiny_random_model(family: Family, path: str | Path, *, seed: int = 0, p
         {"clip": _save_clip, "siglip": _save_siglip, "clap": _save_clap}[family](out)
     if not processor:
         (out / "processor_config.json").unlink(missing_ok=True)
+    return out
+
+
+def save_tiny_blip_itm(path: str | Path, *, seed: int = 0) -> Path:
+    """A tiny random BLIP image-text matcher (``BlipForImageTextRetrieval`` + ``BlipProcessor``) in ``path``.
+
+    Its tokenizer is a WordPiece BERT one, as BLIP's, over a vocabulary of the shapes captions' words (other
+    words are ``[UNK]``); images are 32 x 32 in 8 x 8 patches.
+    """
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    words = sorted({w for caption in _corpus() for w in caption.lower().split()})
+    # BERT's specials first (pad 0), BLIP's decoder-start token [DEC] last.
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "[DEC]"])}
+    tok = BertTokenizer(vocab=vocab, model_max_length=_MAX_TEXT)
+    text = _tower(vocab_size=len(vocab), encoder_hidden_size=_WIDTH, max_position_embeddings=_MAX_TEXT,
+                  pad_token_id=vocab["[PAD]"], bos_token_id=vocab["[DEC]"], sep_token_id=vocab["[SEP]"],
+                  eos_token_id=vocab["[SEP]"])
+    config = BlipConfig(text_config=text, vision_config=_tower(image_size=IMAGE_SIZE, patch_size=_PATCH),
+                        image_text_hidden_size=16, projection_dim=16)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        BlipForImageTextRetrieval(config).save_pretrained(str(out))
+    ip = _image_processor(out, {
+        "image_processor_type": "BlipImageProcessor", "size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        "resample": 3, "do_rescale": True, "do_normalize": True, "do_convert_rgb": True,
+        "image_mean": _CLIP_MEAN, "image_std": _CLIP_STD,
+    })
+    BlipProcessor(image_processor=ip, tokenizer=tok).save_pretrained(str(out))
     return out

@@ -179,9 +179,49 @@ function renderWorkers(data) {
   }));
 }
 
+// The gateway's golden queries: green when the last run passed them all, red with each failure otherwise.
+function renderGolden(golden) {
+  const box = $("golden"), pill = $("golden-pill"), line = $("golden-line");
+  const failures = golden?.last?.failed || [];
+  $("golden-failures").replaceChildren(...failures.map((f) => {
+    const li = document.createElement("li");
+    const name = document.createElement("b");
+    name.textContent = f.name;
+    const reason = document.createElement("span");
+    reason.textContent = f.reason;
+    li.append(name, reason);
+    return li;
+  }));
+  let state, text, cls = "";
+  if (!golden || !golden.configured) {
+    state = "unconfigured";
+    text = "not configured";
+    line.textContent = golden?.hint || "This gateway does not report golden queries.";
+  } else if (!golden.last) {
+    state = "pending";
+    text = "first run pending";
+    line.textContent = `${golden.queries} queries from ${golden.file}, checked every ${fmtSeconds(golden.interval_s)}`;
+  } else {
+    const last = golden.last;
+    state = last.ok ? "ok" : "failing";
+    cls = last.ok ? "ok" : "down";
+    text = last.ok ? `all ${last.total} pass` : `${last.failed.length} of ${last.total} fail`;
+    const when = ago(Date.now() / 1000 - last.checked_at);
+    const stopped = golden.running ? "" : " · the schedule has stopped: see the gateway's log";
+    line.textContent = `${last.passed}/${last.total} passed (${Math.round(last.ratio * 100)}%) · last run ${when}` +
+      ` · took ${fmtSeconds(last.took_ms / 1000)} · every ${fmtSeconds(golden.interval_s)} · ${golden.file}${stopped}`;
+  }
+  box.dataset.state = state;
+  box.classList.toggle("ok", state === "ok");
+  box.classList.toggle("bad", state === "failing");
+  pill.textContent = text;
+  pill.className = `pill ${cls}`;
+}
+
 function render(data) {
   const s = data.series;
   renderHealth(data);
+  renderGolden(data.golden);
   renderNumbers(data);
   const parts = Object.keys(s.lag).sort((a, b) => a - b);
   const lagSeries = parts.map((p, i) => ({ name: `p${p}`, label: `partition ${p}`, color: PALETTE[i % PALETTE.length], values: s.lag[p] }));

@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from services.config import GatewaySettings, ModelSettings
+from services.config import BUILTIN_MODEL, GatewaySettings, ModelSettings, RerankSettings
 from services.embedding.model import HFEmbedder, load_embedder
 from services.gateway.server import create_app, started_deps
 from services.localstack import LocalStack
@@ -57,6 +57,9 @@ async def indexed(stack: LocalStack, shapes_embedder: HFEmbedder) -> AsyncIterat
         weaviate=stack.s.weaviate.model_copy(update={"collection": f"Gw{tag}"}),
         kafka=stack.s.kafka.model_copy(update={"topic": f"gw-{tag}", "group_id": f"gw-{tag}-workers"}),
         spaces={"clip": ModelSettings(device="cpu")},
+        # A real reranker that is cheap to load: the shipped small model (the default is its large sibling),
+        # with a budget a busy test machine never runs past (test_gateway_rerank.py tests a tiny one).
+        rerank=RerankSettings(kind="biencoder", model=BUILTIN_MODEL, device="cpu", budget_s=30.0),
     )
     await ensure_topics(settings.kafka.bootstrap_servers, {settings.kafka.topic: SAMPLE_PARTITIONS})
     try:

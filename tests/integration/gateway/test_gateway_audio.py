@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.config import BUILTIN_SOUNDS_MODEL, GatewaySettings, ModelSettings
 from services.embedding.model import HFEmbedder, load_embedder
 from services.embedding.sounds import world
+from services.gateway.routes import DEPS
 from services.gateway.server import create_app, started_deps
 from services.localstack import LocalStack
 from services.store import AssetStore
@@ -122,3 +123,27 @@ async def test_a_query_no_space_answers_is_a_400_that_lists_the_spaces(client: C
 async def test_readyz_names_every_space(client: Client) -> None:
     body = await (await client.get("/readyz")).json()
     assert body["spaces"] == {"clip": "builtin:shapes-clip", "clap": BUILTIN_SOUNDS_MODEL}
+
+
+async def test_a_request_may_name_the_space_that_answers(client: Client) -> None:
+    chosen = await client.post("/v1/search", json={"text": "a rising siren", "space": "clap", "limit": 1})
+    body = await chosen.json()
+    assert chosen.status == 200 and body["space"] == "clap" and body["results"][0]["modality"] in ("audio", "text")
+    default = await (await client.post("/v1/search", json={"text": "a rising siren", "limit": 1})).json()
+    assert default["space"] == "clip"  # target any: the first configured space that embeds text
+    unable = await client.post("/v1/search", json={"text": "a red circle", "target": "image", "space": "clap"})
+    error = (await unable.json())["error"]
+    assert unable.status == 400 and error["code"] == "no_space" and "'clap' cannot answer" in error["message"]
+    unknown = await client.post("/v1/search", json={"text": "a red circle", "space": "siglip"})
+    error = (await unknown.json())["error"]
+    assert unknown.status == 400 and error["code"] == "no_space" and "not configured" in error["message"]
+
+
+async def test_the_directions_setting_chooses_the_space_of_a_direction(client: Client) -> None:
+    settings = GatewaySettings(directions={"text->any": "clap"})
+    app = create_app(settings, client.app[DEPS])
+    async with TestClient(TestServer(app)) as other:
+        body = await (await other.post("/v1/search", json={"text": "a rising siren", "limit": 1})).json()
+        assert body["space"] == "clap"
+        image = await (await other.post("/v1/search", json={"text": "a red circle", "target": "image"})).json()
+        assert image["space"] == "clip"  # a direction not named keeps the default choice

@@ -208,7 +208,7 @@ async def test_client_errors(gateway: Any) -> None:
         ({"image": {"uri": "http://169.254.169.254/latest/meta-data"}}, 422, "fetch_forbidden"),
         ({"image": {"data": b64(b"GIF89a broken")}}, 422, "undecodable"),
         ({"asset_id": "text-red-circle", "mode": "hybrid"}, 400, "invalid_request"),
-        ({"text": "x", "rerank": True}, 400, "rerank_unavailable"),
+        ({"text": "x", "rerank": True, "rerank_top_n": 101}, 400, "invalid_request"),  # over max_top_n
     ]
     for body, status, code in cases:
         result = await search(gateway, body, status)

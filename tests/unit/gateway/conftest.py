@@ -25,6 +25,7 @@ from services.fetch.fetcher import Fetcher
 from services.gateway.backends import StoreLink
 from services.gateway.deps import Deps
 from services.gateway.encoder import QueryEncoder
+from services.gateway.rerank import Reranker
 from services.gateway.server import create_app
 from services.monitoring.status import StatusCollector
 from services.store.store import AssetStore
@@ -44,18 +45,21 @@ def make_client(tiny_embedder: HFEmbedder) -> ClientFactory:
     """``async with make_client(**settings_overrides) as client``: a test client of a fresh app.
 
     ``routes`` adds test-only routes to the app (e.g. one that raises) before it starts; ``status`` is the
-    status page's collector (the caller's, not started here; None: the page is not configured).
+    status page's collector (the caller's, not started here; None: the page is not configured); ``reranker``
+    the app's reranker (None: `rerank: true` answers 400).
     """
 
     @asynccontextmanager
     async def factory(routes: Sequence[web.RouteDef] = (), status: StatusCollector | None = None,
-                      **overrides: Any) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+                      reranker: Reranker | None = None, **overrides: Any
+                      ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
         overrides.setdefault("weaviate", WeaviateSettings(host="127.0.0.1", http_port=9, grpc_port=9))
         settings = GatewaySettings(**overrides)
         encoder = QueryEncoder.from_settings(settings, tiny_embedder)
         store = StoreLink(AssetStore(settings.weaviate, {tiny_embedder.space: tiny_embedder.dim}))
         async with Fetcher(settings.fetch) as fetcher:
-            deps = Deps(encoders={encoder.space: encoder}, store=store, fetcher=fetcher, status=status)
+            deps = Deps(encoders={encoder.space: encoder}, store=store, fetcher=fetcher, status=status,
+                        reranker=reranker)
             app = create_app(settings, deps)
             app.router.add_routes(routes)
             try:

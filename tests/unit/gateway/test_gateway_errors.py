@@ -17,9 +17,12 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 
 from schemas.dead_letter import Reason
+from services.config import RerankSettings
+from services.embedding.model import HFEmbedder
 from services.errors import ConfigError, Overloaded, TransientError
 from services.fetch.errors import FetchError
 from services.gateway.errors import BadRequest, NotFound, classify
+from services.gateway.rerankers import BiEncoderReranker
 from services.store.errors import InvalidFilter, InvalidQuery, StoreError, StoreUnavailable
 
 Client = TestClient[web.Request, web.Application]
@@ -155,7 +158,26 @@ async def test_rerank_without_a_reranker_is_400(client: Client) -> None:
     assert resp.status == 400
     err = await error_of(resp)
     assert err["code"] == "rerank_unavailable"
-    assert "reranker" in err["message"]
+    assert "no reranker (XMODAL_RERANK__KIND is none" in err["message"]
+    assert (await client.post("/v1/search", json={"text": "x", "rerank": False})).status == 503  # store down
+
+
+async def test_rerank_top_n_is_bounded_by_the_settings(make_client: ClientFactory,
+                                                       tiny_embedder: HFEmbedder) -> None:
+    reranker = BiEncoderReranker(tiny_embedder, max_batch=8, cache_size=8)
+    async with make_client(reranker=reranker, rerank=RerankSettings(max_top_n=30)) as client:
+        resp = await client.post("/v1/search", json={"text": "x", "rerank": True, "rerank_top_n": 31})
+        err = await error_of(resp)
+        assert (resp.status, err["code"]) == (400, "invalid_request")
+        assert "at most 30 results (XMODAL_RERANK__MAX_TOP_N)" in err["message"]
+        assert err["details"] == [{"path": "body.rerank_top_n", "message": "must be <= 30"}]
+        for bad in (0, 1001, "5"):
+            resp = await client.post("/v1/search", json={"text": "x", "rerank": True, "rerank_top_n": bad})
+            assert resp.status == 400, bad
+            assert (await error_of(resp))["details"][0]["path"] == "body.rerank_top_n"
+        # valid: the first stage runs, and the store is down here
+        resp = await client.post("/v1/search", json={"text": "x", "rerank": True, "rerank_top_n": 30})
+        assert (resp.status, (await error_of(resp))["code"]) == (503, "unavailable")
 
 
 async def test_hybrid_needs_text(client: Client) -> None:
