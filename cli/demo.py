@@ -29,8 +29,9 @@ def add_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "demo", help="worker + gateway in the background, publish the sample sets, show what is searchable",
         description="Expects the local stack up (make up). Starts the worker and the gateway as background "
-        "processes (logs in ~/.local/state/xmodal/demo), publishes the shapes sample set, waits until it is "
-        "indexed and prints sample searches. Runs offline with the shipped shapes model. A second run "
+        "processes (logs in ~/.local/state/xmodal/demo), publishes the sample sets (shapes, scenes and, with "
+        "an audio space, sounds), waits until they are indexed, prints sample searches and checks the demo's "
+        "golden queries. Runs offline with the shipped models. A second run "
         "reuses the processes already running. --stop stops the worker and the gateway.",
     )
     p.add_argument("--stop", action="store_true", help="stop the demo's worker and gateway instead")
@@ -136,6 +137,7 @@ xmodal is running.
   search API      curl '{base}/v1/search?q=a+photo+of+a+green+triangle&target=image&limit=3'
   worker metrics  http://{w.web_host}:{w.web_port}/metrics
   stream lag      ./xmodal lag
+  quality         ./xmodal eval  (every direction, with and without re-ranking, on the demo's labelled set)
 Stop everything with `make down`.""")
     return 0
 

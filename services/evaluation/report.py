@@ -102,15 +102,21 @@ def _ms(p: Percentiles | None) -> tuple[str, str]:
     return ("-", "-") if p is None else (f"{p.p50:.1f}", f"{p.p99:.1f}")
 
 
+def _space_width(rows: Sequence[Row | RerankDelta]) -> int:
+    """The space column's width: 8, or the longest space name (clip_large) so the columns stay aligned."""
+    return max([8, *(len(r.space) for r in rows)])
+
+
 def render_rows(rows: Sequence[Row]) -> str:
     """The table of rows: direction, space, n, each measure with its CI, failed, client latency p50/p99."""
-    head = (f"{'direction':<13} {'space':<8} {'n':>4}  " + " ".join(f"{n:<18}" for n in NAMES)
+    w = _space_width(rows)
+    head = (f"{'direction':<13} {'space':<{w}} {'n':>4}  " + " ".join(f"{n:<18}" for n in NAMES)
             + f" {'failed':>6} {'p50 ms':>8} {'p99 ms':>8}")
     lines = [head]
     for r in rows:
         p50, p99 = _ms(r.latency)
         cells = " ".join(f"{fmt(r.measures.get(n)):<18}" for n in NAMES)
-        lines.append(f"{r.direction:<13} {r.space:<8} {r.n:>4}  {cells} {len(r.failures):>6} {p50:>8} {p99:>8}")
+        lines.append(f"{r.direction:<13} {r.space:<{w}} {r.n:>4}  {cells} {len(r.failures):>6} {p50:>8} {p99:>8}")
     return "\n".join(lines)
 
 
@@ -124,8 +130,9 @@ def render_gaps(gaps: Sequence[Gap]) -> str:
 
 
 def render_deltas(deltas: Sequence[RerankDelta]) -> str:
+    w = _space_width(deltas)
     lines = ["re-ranking (before -> after, paired delta [95% CI]; latency added, ms p50/p99):",
-             f"  {'direction':<13} {'space':<8} {'R@1 before -> after':<22} {'R@1 delta':<18} "
+             f"  {'direction':<13} {'space':<{w}} {'R@1 before -> after':<22} {'R@1 delta':<18} "
              f"{'MRR delta':<18} {'nDCG@10 delta':<18} {'rerank took':>12} {'client added':>14}"]
     for d in deltas:
         before, after = d.before.get("R@1"), d.after.get("R@1")
@@ -133,7 +140,7 @@ def render_deltas(deltas: Sequence[RerankDelta]) -> str:
         took = "/".join(_ms(d.rerank_took)) if d.rerank_took else "-"
         added = f"{d.added_latency.p50:+.1f}/{d.added_latency.p99:+.1f}" if d.added_latency else "-"
         cells = " ".join(f"{fmt(d.delta.get(n), signed=True):<18}" for n in COMPARED)
-        lines.append(f"  {d.direction:<13} {d.space:<8} {change:<22} {cells} {took:>12} {added:>14}")
+        lines.append(f"  {d.direction:<13} {d.space:<{w}} {change:<22} {cells} {took:>12} {added:>14}")
     return "\n".join(lines)
 
 

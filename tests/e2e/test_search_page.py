@@ -278,6 +278,22 @@ async def test_a_link_sets_target_and_category(page: Page, page_url: str) -> Non
     assert await page.input_value("#category") == "square"
 
 
+async def test_the_rerank_box_reranks_and_is_kept_in_the_link(page: Page, page_url: str) -> None:
+    await page.goto(f"{page_url}/?q=a+photo+of+a+yellow+star&target=image")
+    await after_search(page, 0)
+    before = await searches(page)
+    await page.check("#rerank")
+    await after_search(page, before)
+    status = await page.text_content("#status") or ""
+    assert "re-ranked by biencoder:builtin:shapes-clip-large in " in status, status
+    assert classes(await results(page))[:4] == [("yellow", "star")] * 4
+    assert url_params(page) == {"q": "a photo of a yellow star", "target": "image", "rerank": "true"}
+    await page.goto(f"{page_url}/?q=a+photo+of+a+red+circle&target=image&rerank=true")
+    await after_search(page, 0)
+    assert await page.is_checked("#rerank")
+    assert "re-ranked by" in (await page.text_content("#status") or "")
+
+
 async def test_searches_are_written_to_the_url_and_back_returns_to_them(page: Page) -> None:
     before = await searches(page)
     await page.fill("#q", "a photo of a green circle")

@@ -25,6 +25,13 @@ const state = {
   searches: 0, // finished searches, exposed as data-searches on the results (tests wait on it)
 };
 
+// "re-ranked by X in N ms", or why the order is the retrieval order (a degraded re-ranking).
+function reranked(info) {
+  if (!info) return "";
+  if (info.degraded) return ` · not re-ranked: ${info.reason || "degraded"}`;
+  return ` · re-ranked by ${info.name} in ${info.took_ms.toFixed(1)} ms`;
+}
+
 function target() {
   return document.querySelector("input[name=target]:checked").value;
 }
@@ -33,6 +40,7 @@ function options() {
   const body = { target: target(), limit: PAGE_SIZE };
   const category = $("category").value;
   if (category) body.filters = { field: "category", eq: category };
+  if ($("rerank").checked) body.rerank = true;
   const modifier = $("modifier").value.trim();
   if (modifier && state.query && state.query.kind !== "text") body.modifier = { text: modifier, weight: 0.5 };
   return body;
@@ -91,6 +99,7 @@ function urlFor(query) {
   params.set("target", target());
   const category = $("category").value;
   if (category) params.set("category", category);
+  if ($("rerank").checked) params.set("rerank", "true");
   return location.pathname + "?" + params.toString();
 }
 
@@ -101,6 +110,7 @@ function readUrl() {
   const t = TARGETS.includes(wanted) ? wanted : DEFAULT_TARGET;
   document.querySelector(`input[name=target][value=${t}]`).checked = true;
   setCategory(params.get("category") || "");
+  $("rerank").checked = params.get("rerank") === "true";
   const text = (params.get("q") || "").trim();
   return text ? { kind: "text", text } : null;
 }
@@ -159,7 +169,7 @@ async function runSearch(how = "push") {
     render(res.results);
     const n = res.results.length;
     $("status").textContent = `space ${res.space} · model ${res.model} · ${res.took_ms.toFixed(1)} ms · `
-      + `${n} result${n === 1 ? "" : "s"}`;
+      + `${n} result${n === 1 ? "" : "s"}${reranked(res.rerank)}`;
   } catch (err) {
     if (id !== state.running) return;
     clearResults("The search failed."); // results of an earlier query would look like answers to this one
@@ -433,6 +443,7 @@ function wire() {
   });
   document.querySelectorAll("input[name=target]").forEach((el) => el.addEventListener("change", () => runSearch()));
   $("category").addEventListener("change", () => runSearch());
+  $("rerank").addEventListener("change", () => runSearch());
   // One result plays at a time: starting one pauses the others (play does not bubble; capture sees it).
   $("results").addEventListener("play", (ev) => {
     document.querySelectorAll("#results audio").forEach((a) => { if (a !== ev.target) a.pause(); });

@@ -15,10 +15,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
-import weaviate
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from cli.eval import evaluate_set
 from services.config import GatewaySettings, ModelSettings, RerankSettings
@@ -35,6 +33,7 @@ from services.localstack.kafka import ensure_topics
 from services.samples import shapes_sample
 from services.store import AssetStore
 from tests.harness.catalogue import SAMPLE_PARTITIONS, index_shapes_sample
+from tests.integration.gateway.conftest import _drop
 
 pytestmark = pytest.mark.integration
 
@@ -102,21 +101,6 @@ async def catalogue(stack: LocalStack, embedder: HFEmbedder) -> AsyncIterator[Ca
         yield Catalogue(settings, labelled, images)
     finally:
         await _drop(settings)
-
-
-async def _drop(settings: GatewaySettings) -> None:
-    w = settings.weaviate
-    async with weaviate.use_async_with_custom(
-        http_host=w.host, http_port=w.http_port, http_secure=False,
-        grpc_host=w.host, grpc_port=w.grpc_port, grpc_secure=False,
-    ) as client:
-        await client.collections.delete(w.collection)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.delete_topics([settings.kafka.topic])
-    finally:
-        await admin.close()
 
 
 @asynccontextmanager
