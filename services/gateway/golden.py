@@ -89,6 +89,9 @@ class GoldenSchedule:
         report = await check_golden(self.goldens, self.search, timeout_s=self.timeout_s)
         self.last, self.runs = report, self.runs + 1
         failed = {f.name for f in report.failed}
+        # The series are this file's queries only: a query renamed or removed since the last run disappears
+        # from /metrics instead of reporting its last value forever.
+        metrics.GOLDEN_QUERY_OK.clear()
         for name in report.names:
             metrics.GOLDEN_QUERY_OK.labels(name).set(0 if name in failed else 1)
         metrics.GOLDEN_PASS_RATIO.set(report.ratio)
