@@ -81,6 +81,24 @@ def _search(base: str, q: str, target: str, limit: int) -> dict[str, Any]:
     return body
 
 
+def _dead_letters(metrics_url: str) -> Counter[str]:
+    """The worker's dead letters so far, by reason (from its /metrics; empty when it cannot be read)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return Counter()
+    counts: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        if family.name == "xmodal_dead_letters":
+            for sample in family.samples:
+                if sample.name == "xmodal_dead_letters_total":
+                    counts[sample.labels.get("reason", "?")] += int(sample.value)
+    return counts
+
+
 def _takes_audio(model: str) -> bool:
     from services.config import BUILTIN_SOUNDS_MODEL
 
@@ -114,14 +132,23 @@ def run_demo() -> int:
     counts = Counter(e.modality.value for e in events if e.modality is not None)
     print(f"==> publishing the sample sets ({', '.join(f'{n} {m}' for m, n in sorted(counts.items()))}) and "
           "waiting until they are searchable")
+    metrics_url = f"http://{w.web_host}:{w.web_port}/metrics"
+    letters_before = _dead_letters(metrics_url)
     rc = asyncio.run(publish_events(events, w.kafka, wait_timeout_s=300.0))
     if rc != 0:
         return rc
+    new_letters = _dead_letters(metrics_url) - letters_before
+    if new_letters:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in new_letters.most_common())
+        print(f"!!  {sum(new_letters.values())} of the sample events became dead letters ({reasons}): the index "
+              f"does not hold them. The reasons are in the topic assets.dlq and the worker's log "
+              f"({_demo_dir() / 'worker.log'}); `make clean-stack` starts from an empty store.")
     print("==> sample searches (text -> image)")
     for q in QUERIES:
-        top = ", ".join(f"{r['metadata'].get('color')} {r['metadata'].get('shape')} ({r['score']:.2f})"
-                        for r in _search(base, q, "image", 5)["results"])
-        print(f"  {q!r:<28} -> {top}")
+        for rank, r in enumerate(_search(base, q, "image", 3)["results"]):
+            meta = r["metadata"]
+            shows = meta.get("description") or f"a {meta.get('color')} {meta.get('shape')}"
+            print(f"  {q if rank == 0 else '':<28} {rank + 1}. {shows} ({r['score']:.2f})")
     if with_audio:
         print("==> sample searches (text -> audio)")
         for q in SOUND_QUERIES:

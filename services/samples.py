@@ -57,10 +57,11 @@ def single(color: str, shape: str) -> scenes.Scene:
 
 
 def scene_metadata(scene: scenes.Scene) -> dict[str, Any]:
-    """Filterable metadata of a shapes picture: its first thing's attributes, and what else is in it."""
+    """Filterable metadata of a shapes picture: what it shows in words (``description``, e.g. "a small filled
+    red square right of a large filled blue star"), its first thing's attributes, and what else is in it."""
     first = scene.things[0]
-    meta: dict[str, Any] = {"color": first.color, "shape": first.shape, "category": first.shape,
-                            "size": first.size, "style": first.style, "things": len(scene.things),
+    meta: dict[str, Any] = {"description": scene.key, "color": first.color, "shape": first.shape,
+                            "category": first.shape, "size": first.size, "style": first.style, "things": len(scene.things),
                             "colors": sorted({t.color for t in scene.things}),
                             "shapes": sorted({t.shape for t in scene.things})}
     if scene.relation is not None:
@@ -113,7 +114,8 @@ def scenes_entries(classes: int = SCENE_CLASSES, per_class: int = SCENES_PER_CLA
 def scenes_sample(classes: int = SCENE_CLASSES, per_class: int = SCENES_PER_CLASS, *, seed: int = SEED,
                   now: datetime | None = None) -> list[AssetEvent]:
     """The demo catalogue's harder scenes: per_class pictures of each of ``classes`` scene classes plus the
-    text of each class. Metadata: the first thing's color, shape, size and style; things (1 or 2); colors
+    text of each class. Metadata: description (the scene in words); the first thing's color, shape, size and
+    style; things (1 or 2); colors
     and shapes (of all things); relation (with two things); split; set=scenes."""
     return [e.event for e in scenes_entries(classes, per_class, seed=seed, now=now)]
 

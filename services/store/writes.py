@@ -64,7 +64,7 @@ def to_weaviate_object(
         "metadata_json": json.dumps(obj.metadata, ensure_ascii=False, separators=(",", ":")),
     }
     props.update(_metadata_properties(obj, schema))
-    return DataObject(properties=props, uuid=asset_uuid(obj.asset_id), vector=_vectors(obj, spaces))
+    return DataObject(properties=props, uuid=asset_uuid(obj.asset_id), vector=_vectors(obj, spaces, schema.vectors))
 
 
 def _metadata_properties(obj: AssetObject, schema: SchemaView) -> dict[str, Any]:
@@ -89,9 +89,14 @@ def _metadata_properties(obj: AssetObject, schema: SchemaView) -> dict[str, Any]
     return props
 
 
-def _vectors(obj: AssetObject, spaces: Mapping[str, int]) -> dict[str, list[float]]:
+def _vectors(obj: AssetObject, spaces: Mapping[str, int], stored: frozenset[str]) -> dict[str, list[float]]:
+    """The object's named vectors, checked against the configured spaces. A vector of a space that is not
+    configured (any more) but that the collection has is another model's stored work, carried over as read
+    (a write replaces the whole object): turning a space off must not turn updates into dead letters."""
     for space, vector in obj.vectors.items():
         if space not in spaces:
+            if space in stored:
+                continue
             raise WriteRejected(obj.asset_id, f"vector space {space!r} is not configured ({sorted(spaces)})")
         if len(vector) != spaces[space]:
             dims = f"{len(vector)} dimensions, not {spaces[space]}"

@@ -266,3 +266,23 @@ async def test_start_fails_retriably_when_weaviate_is_unreachable(
     with pytest.raises(StoreUnavailable):
         await st.start()
     assert not await st.ready()
+
+
+async def test_a_space_turned_off_keeps_its_stored_vectors_on_update(
+    store: AssetStore, settings: WeaviateSettings, make_asset: Make
+) -> None:
+    both = make_asset("sku-off", vectors={"clip": [1.0, 0.0, 0.0, 0.0], "clap": [0.0, 1.0, 0.0]})
+    assert await store.write([both], []) == {}
+    # A deployment that no longer configures clap updates the asset, carrying over what it read (as the
+    # worker does for unchanged content): the clap vector is stored work, not an error.
+    async with AssetStore(settings, {"clip": 4}) as clip_only:
+        await clip_only.ensure_collection()
+        updated = replace(both, metadata={"color": "red"})
+        assert await clip_only.write([updated], []) == {}
+        unknown = replace(both, vectors={**both.vectors, "siglip": [0.5]})
+        refused = await clip_only.write([unknown], [])
+        assert isinstance(refused["sku-off"], WriteRejected)
+        assert "vector space 'siglip' is not configured" in str(refused["sku-off"])
+    stored = await store.get("sku-off")
+    assert stored is not None and stored.metadata == {"color": "red"}
+    assert await store.vector_of("sku-off", "clap") == pytest.approx([0.0, 1.0, 0.0])
