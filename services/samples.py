@@ -61,7 +61,8 @@ def scene_metadata(scene: scenes.Scene) -> dict[str, Any]:
     red square right of a large filled blue star"), its first thing's attributes, and what else is in it."""
     first = scene.things[0]
     meta: dict[str, Any] = {"description": scene.key, "color": first.color, "shape": first.shape,
-                            "category": first.shape, "size": first.size, "style": first.style, "things": len(scene.things),
+                            "category": first.shape, "size": first.size, "style": first.style,
+                            "things": len(scene.things),
                             "colors": sorted({t.color for t in scene.things}),
                             "shapes": sorted({t.shape for t in scene.things})}
     if scene.relation is not None:
