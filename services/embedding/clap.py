@@ -35,6 +35,8 @@ from services.embedding.hf import AutoFeatureExtractor, AutoProcessor
 from services.embedding.loading import (
     Vectors,
     load_advice,
+    max_text_length,
+    on_device,
     pooled_features,
     resolve_device,
     resolve_dtype,
@@ -45,7 +47,6 @@ from services.embedding.loading import (
 Clip = npt.NDArray[np.float32]
 
 _WINDOWS_PER_PASS = 64  # bounds the memory of one forward pass, whatever the length of the clips
-_UNBOUNDED_LENGTH = 1_000_000  # tokenizers without a limit report a huge model_max_length
 
 
 class ClapEmbedder:
@@ -66,8 +67,7 @@ class ClapEmbedder:
         if not isinstance(window, int) or not isinstance(rate, int) or window < 1:
             raise ModelLoadError(f"{model_id!r}: its feature extractor ({type(feature_extractor).__name__}) gives no "
                                  "sampling_rate and nb_max_samples; a CLAP checkpoint's ClapFeatureExtractor does")
-        moved: Any = model  # PreTrainedModel.to is decorated in a way mypy cannot follow
-        self.model: Any = moved.to(device=device, dtype=dtype).train(False)
+        self.model: Any = on_device(model, device, dtype)
         self.feature_extractor = feature_extractor
         self.tokenizer = tokenizer
         self.text_kwargs: dict[str, Any] = {"padding": True, "truncation": True,
@@ -197,10 +197,5 @@ def _load_processor(source: str | Path) -> tuple[Any, Any]:
 def _max_text_length(model: PreTrainedModel, tokenizer: Any) -> int:
     # CLAP's text tower is RoBERTa's: positions start after the padding id, so it takes
     # max_position_embeddings - pad_token_id - 1 tokens (512 of 514 for LAION's).
-    text_config = getattr(model.config, "text_config", model.config)
-    positions = getattr(text_config, "max_position_embeddings", None)
-    pad = getattr(text_config, "pad_token_id", None) or 0
-    limits = [positions - pad - 1 if isinstance(positions, int) else None,
-              getattr(tokenizer, "model_max_length", None)]
-    usable = [int(n) for n in limits if isinstance(n, int) and 0 < n < _UNBOUNDED_LENGTH]
-    return min(usable) if usable else 512
+    pad = getattr(getattr(model.config, "text_config", model.config), "pad_token_id", None) or 0
+    return max_text_length(model, tokenizer, default=512, reserved=pad + 1)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +58,26 @@ def unit_rows(features: torch.Tensor) -> Vectors:
     """(n, dim) features -> float32 numpy rows of unit length."""
     vectors = torch.nn.functional.normalize(features.float(), dim=-1)
     return vectors.cpu().numpy().astype(np.float32, copy=False)
+
+
+UNBOUNDED_LENGTH = 1_000_000  # tokenizers without a limit report a huge model_max_length
+
+
+def on_device(model: object, device: str, dtype: torch.dtype) -> Any:
+    """A loaded model moved to ``device`` and ``dtype``, in inference mode (what every wrapper here holds)."""
+    moved: Any = model  # PreTrainedModel.to is decorated in a way mypy cannot follow
+    return moved.to(device=device, dtype=dtype).train(False)
+
+
+def max_text_length(model: Any, tokenizer: Any, *, default: int, reserved: int = 0) -> int:
+    """The longest text both the text tower (its ``max_position_embeddings``, less ``reserved`` positions) and
+    the tokenizer (``model_max_length``) take; ``default`` when neither says."""
+    text_config = getattr(model.config, "text_config", model.config)
+    positions = getattr(text_config, "max_position_embeddings", None)
+    limits = [positions - reserved if isinstance(positions, int) else None,
+              getattr(tokenizer, "model_max_length", None)]
+    usable = [int(n) for n in limits if isinstance(n, int) and 0 < n < UNBOUNDED_LENGTH]
+    return min(usable) if usable else default
 
 
 def to_device(inputs: Mapping[str, torch.Tensor], device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:

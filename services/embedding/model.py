@@ -28,6 +28,8 @@ from services.embedding.hf import AutoImageProcessor, AutoProcessor
 from services.embedding.loading import (
     Vectors,
     load_advice,
+    max_text_length,
+    on_device,
     pooled_features,
     resolve_device,
     resolve_dtype,
@@ -66,7 +68,6 @@ _AUDIO_TEXT_FAMILIES = frozenset({"clap"})
 # Families trained on text padded to a fixed length: their text tower pools the last position, so the
 # transformers docs call them with padding="max_length" ("as that's how the model was trained").
 _FIXED_LENGTH_TEXT = frozenset({"siglip", "siglip2"})
-_UNBOUNDED_LENGTH = 1_000_000  # tokenizers without a limit report a huge model_max_length
 
 
 @runtime_checkable
@@ -118,10 +119,7 @@ def text_kwargs(model_type: str, max_length: int) -> dict[str, Any]:
 
 
 def _max_text_length(model: PreTrainedModel, tokenizer: Any) -> int:
-    text_config = getattr(model.config, "text_config", model.config)
-    limits = [getattr(text_config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
-    usable = [int(n) for n in limits if isinstance(n, int) and 0 < n < _UNBOUNDED_LENGTH]
-    return min(usable) if usable else 77
+    return max_text_length(model, tokenizer, default=77)
 
 
 def load_preprocessor(source: str | Path, model: PreTrainedModel) -> _Preprocessor:
@@ -154,8 +152,7 @@ class HFEmbedder:
     def __init__(self, model: PreTrainedModel, preprocessor: _Preprocessor, *, model_id: str, space: str,
                  device: str, dtype: torch.dtype) -> None:
         _check_dual_encoder(model, model_id)
-        moved: Any = model  # PreTrainedModel.to is decorated in a way mypy cannot follow
-        self.model: Any = moved.to(device=device, dtype=dtype).train(False)
+        self.model: Any = on_device(model, device, dtype)
         self.preprocessor = preprocessor
         self.model_id = model_id
         self.space = space

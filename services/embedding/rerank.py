@@ -24,7 +24,7 @@ from transformers import AutoConfig, BlipForImageTextRetrieval
 
 from services.embedding.errors import ModelLoadError
 from services.embedding.hf import AutoProcessor
-from services.embedding.loading import load_advice, resolve_device, resolve_dtype, to_device
+from services.embedding.loading import load_advice, max_text_length, on_device, resolve_device, resolve_dtype, to_device
 
 __all__ = ["CrossEncoder", "Scores"]
 
@@ -45,8 +45,7 @@ class CrossEncoder:
 
     def __init__(self, model: BlipForImageTextRetrieval, processor: Any, *, model_id: str, device: str,
                  dtype: torch.dtype) -> None:
-        moved: Any = model  # PreTrainedModel.to is decorated in a way mypy cannot follow
-        self.model: Any = moved.to(device=device, dtype=dtype).train(False)
+        self.model: Any = on_device(model, device, dtype)
         self.processor = processor
         self.model_id = model_id
         self.device = device
@@ -91,7 +90,4 @@ class CrossEncoder:
 
 
 def _max_text_length(model: Any, processor: Any) -> int:
-    limits = [getattr(model.config.text_config, "max_position_embeddings", None),
-              getattr(processor.tokenizer, "model_max_length", None)]
-    usable = [int(n) for n in limits if isinstance(n, int) and 0 < n < 1_000_000]
-    return min(usable) if usable else 35  # BLIP's captions were trained at 35 tokens
+    return max_text_length(model, processor.tokenizer, default=35)  # BLIP's captions were trained at 35 tokens

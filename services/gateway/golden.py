@@ -15,7 +15,6 @@ dumps it. Each run sets the xmodal_golden_* metrics and the status page's "Golde
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from services.gateway.errors import BadRequest
 from services.gateway.models import SearchRequest, dump
 from services.gateway.query import Query, Searcher
 from services.gateway.routes import invalid
+from services.lifecycle import BackgroundTask
 from services.monitoring import metrics
 
 log = logging.getLogger(__name__)
@@ -63,21 +63,16 @@ class GoldenSchedule:
         self.timeout_s = timeout_s
         self.last: GoldenReport | None = None
         self.runs = 0
-        self._task: asyncio.Task[None] | None = None
+        # a bug in the schedule must be loud: the page would otherwise show an old run as the last one
+        self._task = BackgroundTask(self._loop, name="golden-queries", crashed="golden queries stopped")
         self._ran = asyncio.Condition()
 
     async def start(self) -> None:
         """Start running in the background (idempotent); returns at once."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="golden-queries")
-            self._task.add_done_callback(_log_crash)
+        self._task.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
 
     async def _loop(self) -> None:
         while True:
@@ -116,7 +111,7 @@ class GoldenSchedule:
         """The status page's section: what is configured and the last run (None before the first)."""
         last = self.last
         return {"configured": True, "file": str(self.source), "queries": len(self.goldens),
-                "interval_s": self.interval_s, "running": self._task is not None and not self._task.done(),
+                "interval_s": self.interval_s, "running": self._task.running,
                 "runs": self.runs, "ok": None if last is None else last.ok,
                 "last": None if last is None else last.as_json()}
 
@@ -179,8 +174,3 @@ def golden_status(app: web.Application) -> dict[str, Any]:
     schedule = app.get(GOLDEN)
     return schedule.status() if schedule is not None else {"configured": False, "hint": _HINT}
 
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    # a bug in the schedule must be loud: the page would otherwise show an old run as the last one
-    if not task.cancelled() and task.exception() is not None:
-        log.error("golden queries stopped", exc_info=task.exception())

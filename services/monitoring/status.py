@@ -15,8 +15,6 @@ sampling goes on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import math
 import time
 from collections import deque
@@ -25,12 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.config import GatewaySettings
+from services.lifecycle import BackgroundTask
 from services.monitoring.exporter import LagExporter
 from services.monitoring.lag import LagSnapshot
 from services.monitoring.promtext import Buckets, WorkerFigures, merge, quantile
 from services.monitoring.scrape import WorkerScraper, WorkerState
-
-log = logging.getLogger(__name__)
 
 #: How long a worker scrape may take, at most (a slow worker must not stall the page's sampling).
 SCRAPE_TIMEOUT_S = 3.0
@@ -66,7 +63,8 @@ class StatusCollector:
                                       timeout_s=min(SCRAPE_TIMEOUT_S, self.interval_s * 2))
         self._lag = LagExporter(settings.kafka, rate_window_s=30.0)
         self._last_lag: LagSnapshot | None = None
-        self._task: asyncio.Task[None] | None = None
+        # a bug in sampling must be loud: the page would otherwise show frozen figures as if current
+        self._task = BackgroundTask(self._run, name="status-collector", crashed="status sampling stopped")
 
     @property
     def workers(self) -> list[WorkerState]:
@@ -75,16 +73,10 @@ class StatusCollector:
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         """Start sampling in the background (idempotent)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="status-collector")
-            self._task.add_done_callback(_log_crash)
+        self._task.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
         await self._lag.close()
         await self._scraper.close()
 
@@ -133,7 +125,7 @@ class StatusCollector:
         snap = self._last_lag
         return {
             "generated_at": self._clock(),
-            "sampling": self._task is not None and not self._task.done(),
+            "sampling": self._task.running,
             "interval_s": self.interval_s,
             "window_s": self.window_s,
             "kafka": {"up": self._lag.error is None and snap is not None, "error": self._lag.error,
@@ -199,12 +191,6 @@ def _recent_mean(values: list[float | None], last: int = RECENT_POINTS) -> float
 def _group(snap: LagSnapshot | None, settings: GatewaySettings) -> dict[str, Any]:
     return {"topic": settings.kafka.topic, "group": settings.kafka.group_id,
             "members": None if snap is None else snap.members, "state": None if snap is None else snap.state}
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    # a bug in sampling must be loud: the page would otherwise show frozen figures as if current
-    if not task.cancelled() and task.exception() is not None:
-        log.error("status sampling stopped", exc_info=task.exception())
 
 
 def _worker_json(w: WorkerState) -> dict[str, Any]:
