@@ -8,11 +8,25 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from schemas.asset_event import AssetEvent
 from services.config import KafkaSettings
 from services.errors import TransientError
 from services.lifecycle import AsyncResource
+
+#: The largest produce request (Kafka's default message.max.bytes is about the same): a bigger record is refused.
+MAX_REQUEST_BYTES = 1_048_576
+
+
+def encode(event: AssetEvent) -> tuple[bytes, bytes]:
+    """The Kafka key and value of an event."""
+    return event.asset_id.encode(), event.model_dump_json(exclude_none=True).encode()
+
+
+def record_size(key: bytes, value: bytes) -> int:
+    """The bytes a record takes in a produce request, as the producer counts them against MAX_REQUEST_BYTES."""
+    return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, []))
 
 
 @dataclass(frozen=True)
@@ -29,9 +43,8 @@ class EventPublisher(AsyncResource):
         self.settings = settings
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True,
-            linger_ms=linger_ms, max_request_size=1_048_576, request_timeout_ms=15_000,
+            linger_ms=linger_ms, max_request_size=MAX_REQUEST_BYTES, request_timeout_ms=15_000,
         )
-
 
     async def start(self) -> None:
         try:
@@ -52,9 +65,7 @@ class EventPublisher(AsyncResource):
         return (await self.publish_many_raw([(key, value)]))[0]
 
     async def publish_many(self, events: Iterable[AssetEvent]) -> list[Published]:
-        return await self.publish_many_raw(
-            (ev.asset_id.encode(), ev.model_dump_json(exclude_none=True).encode()) for ev in events
-        )
+        return await self.publish_many_raw(encode(ev) for ev in events)
 
     async def publish_many_raw(self, records: Iterable[tuple[bytes | None, bytes]]) -> list[Published]:
         """Send all, then wait for all acks: batching amortises the round trips."""
