@@ -8,7 +8,7 @@ COPY schemas ./schemas
 COPY services ./services
 COPY streams ./streams
 COPY cli ./cli
-RUN pip install -c constraints.txt . && useradd -r -u 10001 xmodal
+RUN pip install -c constraints.txt . && useradd -r -m -u 10001 xmodal
 USER xmodal
 # Overridden per service in docker-compose.yml.
 CMD ["xmodal", "--help"]

@@ -76,6 +76,8 @@ def test_worker_scales(compose: dict[str, Any]) -> None:
     worker = compose["services"]["worker"]
     assert "ports" not in worker, "a fixed host port would make `--scale worker=N` fail"
     assert "container_name" not in worker
+    # one static member id shared by N replicas: the broker fences all but one of them
+    assert "XMODAL_GROUP_INSTANCE_ID" not in xmodal_env(worker)
     partitions = int(xmodal_env(worker)["XMODAL_KAFKA__PARTITIONS"])
     topics_cmd = " ".join(compose["services"]["topics"]["command"])
     assert f"--partitions {partitions}" in topics_cmd, "workers beyond the partition count would idle"
@@ -153,3 +155,10 @@ def test_the_status_page_reads_every_worker_replica(compose: dict[str, Any]) -> 
     urls = json.loads(env["XMODAL_WORKER_METRICS_URLS"])
     port = xmodal_env(compose["services"]["worker"])["XMODAL_WEB_PORT"]
     assert urls == [f"http://worker:{port}/metrics"]
+
+
+def test_the_worker_data_dir_can_be_created_in_the_image(compose: dict[str, Any]) -> None:
+    # Faust makes its data dir without parents, and the Dockerfile's user (useradd -r) has no home directory:
+    # the default under ~/.local/state would fail at start
+    data_dir = Path(xmodal_env(compose["services"]["worker"])["XMODAL_DATA_DIR"])
+    assert data_dir.parent == Path("/tmp")
