@@ -112,7 +112,6 @@ def run_demo() -> int:
     from services.errors import ConfigError
     from services.evaluation.golden import DEMO_GOLDEN_FILE
     from services.localstack import LocalStack
-    from services.localstack.process import port_open
     from services.samples import scenes_sample, shapes_sample, sounds_sample
 
     stack = LocalStack()
@@ -120,7 +119,7 @@ def run_demo() -> int:
         raise ConfigError("the local stack is not up: run `make up` (or `make demo`, which does it)")
     w, g = WorkerSettings(), GatewaySettings()
     print("==> starting the worker and the gateway")
-    _start("worker", lambda: port_open(w.web_host, w.web_port), 180)
+    _start("worker", lambda: _http_ok(f"http://{w.web_host}:{w.web_port}/readyz"), 180)
     base = f"http://{g.host}:{g.port}"
     golden = g.golden_file or DEMO_GOLDEN_FILE  # the gateway checks the demo's golden queries on a schedule
     _start("gateway", lambda: _http_ok(f"{base}/readyz"), 180, env={"XMODAL_GOLDEN_FILE": str(golden)})

@@ -18,13 +18,25 @@ class XmodalError(Exception):
 
 
 class TransientError(XmodalError):
-    """A dependency is down, slow or overloaded; retry with backoff, never dead-letter."""
+    """A dependency is down, slow or overloaded; retry with backoff, never dead-letter.
+
+    ``cause`` is a short label of what failed (``store_unreachable``, ``store_timeout``, ``store_overloaded``,
+    ``store_error``, ``dead_letter``, ``overloaded``, ...): the worker's retry counter and /readyz use it.
+    """
 
     retriable = True
+    cause: str = "transient"
+
+    def __init__(self, message: str, *, retriable: bool | None = None, cause: str | None = None) -> None:
+        super().__init__(message, retriable=retriable)
+        if cause is not None:
+            self.cause = cause
 
 
 class Overloaded(TransientError):
     """A bounded queue is full. The gateway answers 429; the worker pauses consumption."""
+
+    cause = "overloaded"
 
     def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         super().__init__(message)

@@ -4,6 +4,11 @@ It takes micro-batches with ``noack_take`` (never Faust's ``take()``: it acks a 
 body raised, faust-streaming issue 315), hands them to the protocol, and acks each event, then commits,
 when the protocol says the batch's effect is stored. Agent concurrency stays 1 (issue 606); scale with
 partitions and workers.
+
+Backpressure: while a step fails transiently (Weaviate down, slow, overloaded) the protocol's flow pauses
+every partition this worker holds, so nothing more is fetched and Faust's buffers stop growing; the batch in
+hand is retried with backoff and the partitions resume when it is stored. On shutdown the batch in flight gets
+a share of the shutdown bound to finish; otherwise it is abandoned unacked (delivered again).
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from functools import partial
 from typing import Any
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.dead_letter import DeadLetter
 from services.config import WorkerSettings
@@ -23,12 +27,13 @@ from services.embedding.runner import AsyncEmbedder
 from services.errors import TransientError
 from services.fetch.fetcher import Fetcher
 from services.ingest.prepare import Preparer
-from services.ingest.protocol import Backoff, BatchProtocol
+from services.ingest.protocol import Backoff, BatchProtocol, Flow, until_done
 from services.ingest.records import Record
 from services.ingest.write import Writer
 from services.monitoring.exporter import export_loop
 from services.store import AssetStore
 from streams.app import assets_topic, dlq_topic
+from streams.web import WorkerHealth
 
 log = logging.getLogger("xmodal.worker")
 
@@ -44,7 +49,26 @@ class FaustDeadLetterSink:
             fut = await self.topic.send(key=key, value=letter.model_dump_json().encode())
             await fut
         except Exception as exc:
-            raise TransientError(f"could not produce a dead letter: {exc!r}") from exc
+            raise TransientError(f"could not produce a dead letter: {exc!r}", cause="dead_letter") from exc
+
+
+class ConsumerFlow(Flow):
+    """Pauses and resumes every partition the worker's consumer holds (Faust's pause_partitions)."""
+
+    def __init__(self, app: faust.App) -> None:
+        super().__init__()
+        self.app = app
+        self._paused: set[Any] = set()
+
+    def on_pause(self) -> None:
+        self._paused = set(self.app.consumer.assignment())
+        self.app.consumer.pause_partitions(self._paused)
+
+    def on_resume(self) -> None:
+        # a rebalance meanwhile may have moved some away (Faust drops revoked ones from its paused set);
+        # what is assigned now is what must flow again
+        self.app.consumer.resume_partitions(set(self.app.consumer.assignment()) | self._paused)
+        self._paused = set()
 
 
 def gpu_stats_of(devices: Sequence[str]) -> list[Any]:
@@ -57,15 +81,17 @@ def to_record(event: Any) -> Record:
                   timestamp_ms=int(m.timestamp * 1000) if m.timestamp else None)
 
 
-def register(app: faust.App, settings: WorkerSettings, embedders: Sequence[AsyncEmbedder]) -> None:
+def register(app: faust.App, settings: WorkerSettings, embedders: Sequence[AsyncEmbedder],
+             health: WorkerHealth | None = None) -> None:
     topic, dlq = assets_topic(app, settings), dlq_topic(app, settings)
     devices = sorted({e.device for e in embedders})
+    health = health or WorkerHealth()
     # lag (and GPU) gauges refreshed in the background, so /metrics shows them even while idle
     app.task(lambda: export_loop(settings.kafka, gpu_stats=partial(gpu_stats_of, devices)))
 
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def partitions_held() -> None:  # for /readyz, read by the web server's thread
+        health.partitions = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
 
     @app.agent(topic, concurrency=1, name="ingest")
     async def ingest(stream: Any) -> None:
@@ -76,15 +102,27 @@ def register(app: faust.App, settings: WorkerSettings, embedders: Sequence[Async
 
         spaces = {e.space: e.dim for e in embedders}
         decoding = Preparer.decoding_for(embedders, settings.fetch)
-        async with AssetStore(settings.weaviate, spaces) as store, Fetcher(settings.fetch) as fetcher:
-            await store.ensure_collection()
-            protocol: BatchProtocol[Any] = BatchProtocol(
-                preparer=Preparer(embedders=embedders, fetcher=fetcher, batch=settings.batch, decoding=decoding),
-                writer=Writer(store=store, dead_letters=FaustDeadLetterSink(dlq)),
-                store=store, ack=ack, backoff=Backoff.of(settings.batch),
-            )
-            try:
-                async for events in stream.noack_take(settings.batch.max_events, settings.batch.max_wait_s):
-                    await protocol.submit([to_record(e) for e in events], events)
-            finally:
-                await protocol.drain()
+        flow, backoff = ConsumerFlow(app), Backoff.of(settings.batch)
+        store = AssetStore(settings.weaviate, spaces)
+        health.flow, health.phase = flow, "connecting to Weaviate"
+        # Weaviate away at start is a transient failure like any other: paused, retried, reported on /readyz
+        await until_done(store.start, backoff, what="connecting to Weaviate", flow=flow)
+        try:
+            async with Fetcher(settings.fetch) as fetcher:
+                await until_done(store.ensure_collection, backoff, what="creating the collection", flow=flow)
+                protocol: BatchProtocol[Any] = BatchProtocol(
+                    preparer=Preparer(embedders=embedders, fetcher=fetcher, batch=settings.batch,
+                                      decoding=decoding),
+                    writer=Writer(store=store, dead_letters=FaustDeadLetterSink(dlq)),
+                    store=store, ack=ack, backoff=backoff, flow=flow,
+                )
+                health.phase = "consuming"
+                try:
+                    async for events in stream.noack_take(settings.batch.max_events, settings.batch.max_wait_s):
+                        await protocol.submit([to_record(e) for e in events], events)
+                finally:
+                    health.phase = "stopping"
+                    # half the shutdown bound for the batch in flight; the rest is for committing and leaving
+                    await protocol.close(grace_s=settings.shutdown_timeout_s / 2)
+        finally:
+            await store.close()

@@ -17,9 +17,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",  # the pipeline validates; a bad value must become a dead letter, not a crash
         datadir=str(s.data_dir),
-        web_host=s.web_host,
-        web_bind=s.web_host,
-        web_port=s.web_port,
+        web_enabled=False,  # the worker serves /metrics, /livez and /readyz itself (streams/web.py)
+        stream_buffer_maxsize=s.buffer_max_events,
         broker_commit_interval=s.commit_interval_s,
         broker_session_timeout=s.session_timeout_s,
         broker_heartbeat_interval=s.heartbeat_interval_s,
@@ -31,10 +30,6 @@ def create_app(settings: WorkerSettings) -> faust.App:
         stream_ack_cancelled_tasks=False,
         stream_wait_empty=False,
         producer_acks=-1,
-        web_stats_enabled=False,
-        web_graph_enabled=False,
-        web_tables_enabled=False,
-        web_router_enabled=False,
     )
 
 

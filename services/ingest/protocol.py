@@ -18,9 +18,13 @@ Why the overlap gives the same result as preparing and committing one batch afte
    value of the wrong type); N's event is then dead-lettered and the store keeps the old state. If N+1 read
    that asset through the overlay, its decisions assumed a write that did not happen, so N+1 is prepared
    again from the store before it is committed.
-4. *Transient failures retry the same step.* A retriable error (Weaviate down or slow, a dead letter not
-   confirmed) retries the failed step with capped exponential backoff; nothing is acked meanwhile. A retried
-   commit does not write a confirmed batch again nor send a confirmed dead letter twice (write.Progress).
+4. *Transient failures pause consumption and retry the same step.* A retriable error (Weaviate down, slow or
+   overloaded, a dead letter not confirmed) tells the :class:`Flow` to pause (the worker pauses its Kafka
+   partitions, so nothing more is fetched and no buffer grows) and retries the failed step with capped
+   exponential backoff and jitter; nothing is acked meanwhile. When the step succeeds the flow resumes. A
+   retried commit does not write a confirmed batch again nor send a confirmed dead letter twice
+   (write.Progress). The batch in hand is retried from memory: its events are the first unacked offsets, so
+   this is the same as re-reading them, without the round trip.
 
 A crash at any point loses nothing: unacked events are delivered again and writes are idempotent.
 """
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -47,6 +52,62 @@ T = TypeVar("T")
 Token = TypeVar("Token")  # what the consumer acks: a Faust event in the worker, anything in tests
 Ack = Callable[[Sequence[Token]], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class Flow:
+    """What the protocol tells the consumer about transient failures. This base class keeps the state and the
+    metrics; the worker's flow also pauses and resumes its Kafka partitions and reports on /readyz.
+
+    Preparing batch N+1 and committing batch N run at the same time and may fail together (Weaviate is gone
+    for both): each running :func:`until_done` is a *step*, and the flow stays paused while any step fails.
+    :meth:`on_pause` and :meth:`on_resume` are called once per paused period.
+    """
+
+    def __init__(self) -> None:
+        self._failing: dict[object, XmodalError] = {}  # step -> its last transient error
+        self.since: float | None = None  # time.monotonic() when the current paused period began
+
+    @property
+    def paused(self) -> bool:
+        return bool(self._failing)
+
+    @property
+    def reason(self) -> str | None:
+        """The cause and message of the newest failure, while paused."""
+        if not self._failing:
+            return None
+        exc = list(self._failing.values())[-1]
+        return f"{cause_of(exc)}: {exc}"
+
+    def failed(self, step: object, exc: XmodalError) -> None:
+        first = not self._failing
+        self._failing.pop(step, None)
+        self._failing[step] = exc  # newest last
+        if first:
+            self.since = time.monotonic()
+            metrics.PAUSES.labels(cause_of(exc)).inc()
+            metrics.PAUSED.set(1)
+            log.warning("pausing consumption (%s): %s", cause_of(exc), exc)
+            self.on_pause()
+
+    def succeeded(self, step: object) -> None:
+        if self._failing.pop(step, None) is None or self._failing:
+            return
+        log.warning("resuming consumption after %.1fs paused", time.monotonic() - (self.since or time.monotonic()))
+        self.since = None
+        metrics.PAUSED.set(0)
+        self.on_resume()
+
+    def on_pause(self) -> None:
+        """Stop fetching (override)."""
+
+    def on_resume(self) -> None:
+        """Fetch again (override)."""
+
+
+def cause_of(exc: BaseException) -> str:
+    """The short label of a transient failure (services.errors.TransientError.cause)."""
+    return str(getattr(exc, "cause", None) or type(exc).__name__)
 
 
 class PendingWrites:
@@ -85,7 +146,8 @@ class Backoff:
         return cls(settings.retry_backoff_s, settings.retry_backoff_max_s)
 
     def delays(self) -> Iterator[float]:
-        """
+        """The caps of successive waits; :func:`until_done` waits a random part of each (full jitter).
+
         >>> from itertools import islice
         >>> list(islice(Backoff(0.5, 3.0).delays(), 5))
         [0.5, 1.0, 2.0, 3.0, 3.0]
@@ -96,24 +158,35 @@ class Backoff:
             delay = min(delay * 2, self.max_s)
 
 
+def jittered(cap: float, rng: random.Random) -> float:
+    """Between half the cap and the cap ("equal jitter"): workers that failed together do not retry together,
+    and a retry never comes much sooner than the schedule says."""
+    return cap / 2 + rng.uniform(0, cap / 2)
+
+
 async def until_done(step: Callable[[], Awaitable[T]], backoff: Backoff, *, what: str,
-                     sleep: Sleep = asyncio.sleep) -> T:
-    """Run ``step`` until it succeeds; a retriable XmodalError waits and tries again, anything else raises."""
+                     sleep: Sleep = asyncio.sleep, flow: Flow | None = None, rng: random.Random | None = None) -> T:
+    """Run ``step`` until it succeeds; a retriable XmodalError pauses ``flow``, waits and tries again, anything
+    else raises."""
     delays = backoff.delays()
-    while True:
-        try:
-            result = await step()
-        except XmodalError as exc:
-            if not exc.retriable:
-                raise
-            delay = next(delays)
-            metrics.RETRIES.labels(type(exc).__name__).inc()
-            metrics.IN_BACKOFF.set(1)
-            log.warning("transient failure, retrying %s in %.1fs: %s", what, delay, exc)
-            await sleep(delay)
-            continue
-        metrics.IN_BACKOFF.set(0)
-        return result
+    rng = rng or random.Random()
+    me = object()  # this step, for the flow
+    try:
+        while True:
+            try:
+                return await step()
+            except XmodalError as exc:
+                if not exc.retriable:
+                    raise
+                delay = jittered(next(delays), rng)
+                metrics.RETRIES.labels(cause_of(exc)).inc()
+                if flow is not None:
+                    flow.failed(me, exc)
+                log.warning("transient failure (%s), retrying %s in %.1fs: %s", cause_of(exc), what, delay, exc)
+                await sleep(delay)
+    finally:
+        if flow is not None:
+            flow.succeeded(me)  # done, given up or cancelled: this step no longer holds the pause
 
 
 class BatchProtocol(Generic[Token]):
@@ -124,13 +197,14 @@ class BatchProtocol(Generic[Token]):
     """
 
     def __init__(self, *, preparer: Preparer, writer: Writer, store: IngestStore, ack: Ack[Token],
-                 backoff: Backoff, sleep: Sleep = asyncio.sleep) -> None:
+                 backoff: Backoff, sleep: Sleep = asyncio.sleep, flow: Flow | None = None) -> None:
         self.preparer = preparer
         self.writer = writer
         self.store = store
         self.ack = ack
         self.backoff = backoff
         self.sleep = sleep
+        self.flow = flow or Flow()
         self.pending = PendingWrites()
         self._inflight: asyncio.Task[frozenset[str]] | None = None
 
@@ -150,6 +224,23 @@ class BatchProtocol(Generic[Token]):
             task, self._inflight = self._inflight, None
             await task
 
+    async def close(self, grace_s: float) -> bool:
+        """Shutting down: let the commit in flight finish within ``grace_s``, else abandon it (nothing of it is
+        acked, so its events are delivered again). True when it finished."""
+        if self._inflight is None:
+            return True
+        task, self._inflight = self._inflight, None
+        done, _ = await asyncio.wait({task}, timeout=grace_s)
+        if done:
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("the last commit failed while shutting down: %r", task.exception())
+            return not task.cancelled() and task.exception() is None
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)  # let it unwind (its step lets go of the pause)
+        log.warning("abandoned the batch in flight after %.1fs of shutdown; its events were not acked and will be "
+                    "consumed again", grace_s)
+        return False
+
     async def process(self, records: Sequence[Record], tokens: Sequence[Token]) -> None:
         """One batch, prepared, committed and acked before returning (no overlap)."""
         await self.submit(records, tokens)
@@ -165,14 +256,14 @@ class BatchProtocol(Generic[Token]):
 
     async def _prepare(self, records: Sequence[Record]) -> Prepared:
         prep = await until_done(lambda: self.preparer.prepare(records, self.read_states), self.backoff,
-                                what=f"preparing a batch of {len(records)}", sleep=self.sleep)
+                                what=f"preparing a batch of {len(records)}", sleep=self.sleep, flow=self.flow)
         self.pending.expect(prep, prep.expected_states())
         return prep
 
     async def _commit(self, prep: Prepared, tokens: Sequence[Token]) -> frozenset[str]:
         progress = Progress()
         await until_done(lambda: self.writer.commit(prep, progress), self.backoff,
-                         what=f"committing a batch of {len(prep.records)}", sleep=self.sleep)
+                         what=f"committing a batch of {len(prep.records)}", sleep=self.sleep, flow=self.flow)
         self.pending.discard(prep)  # the store holds what it expected now (or refused it)
         t1 = time.perf_counter()
         await self.ack(tokens)

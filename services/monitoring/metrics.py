@@ -31,8 +31,14 @@ STAGE_SECONDS = Histogram(
 FRESHNESS = Histogram(
     "xmodal_freshness_seconds", "indexed_at minus the Kafka record timestamp, per stored event.", buckets=_FRESH
 )
-RETRIES = Counter("xmodal_transient_retries_total", "Batches retried after a transient failure, by error.", ["error"])
-IN_BACKOFF = Gauge("xmodal_worker_backing_off", "1 while the worker pauses after a transient failure.")
+RETRIES = Counter(
+    "xmodal_worker_retries_total", "Retries of a batch step after a transient failure, by cause.", ["cause"]
+)  # cause: store_unreachable, store_timeout, store_overloaded, store_error, dead_letter, overloaded, transient
+PAUSED = Gauge(
+    "xmodal_worker_paused", "1 while the worker has paused its partitions after a transient failure (it retries "
+    "the batch in hand with backoff and fetches nothing more until the step succeeds)."
+)
+PAUSES = Counter("xmodal_worker_pauses_total", "Times the worker paused consumption, by cause.", ["cause"])
 # audio decoding (services.fetch.audio), wherever it runs: worker or gateway
 AUDIO_DECODE_SECONDS = Histogram(
     "xmodal_audio_decode_seconds", "Time to decode one audio file (read, mix down, resample), by outcome.",

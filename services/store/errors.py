@@ -22,6 +22,7 @@ class StoreUnavailable(StoreError, TransientError):
     """Weaviate cannot answer now (down, timeout, 429, 5xx, gRPC unavailable). Retry with backoff."""
 
     retriable = True
+    cause = "store_unreachable"
 
 
 class InvalidFilter(StoreError):

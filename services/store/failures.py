@@ -47,6 +47,7 @@ _TRANSIENT_TYPES = (
 _TRANSIENT_CODES = {
     StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED, StatusCode.RESOURCE_EXHAUSTED, StatusCode.ABORTED,
 }
+_GRPC_CAUSES = {StatusCode.DEADLINE_EXCEEDED: "store_timeout", StatusCode.RESOURCE_EXHAUSTED: "store_overloaded"}
 
 
 class Call(Enum):
@@ -65,22 +66,41 @@ def is_transient_message(message: str) -> bool:
 def translate(error: BaseException, what: str, call: Call) -> StoreError:
     """The store error for a failed client call ``what``."""
     text = f"{what}: {error}"
-    if isinstance(error, TimeoutError):
-        return StoreUnavailable(f"{what}: Weaviate did not answer in time")
+    if isinstance(error, TimeoutError | WeaviateTimeoutError):
+        return StoreUnavailable(f"{what}: Weaviate did not answer in time", cause="store_timeout")
     if isinstance(error, _TRANSIENT_TYPES):
         return StoreUnavailable(text)
     if isinstance(error, AioRpcError):
-        return StoreUnavailable(text) if error.code() in _TRANSIENT_CODES else _permanent(text, call)
+        if error.code() not in _TRANSIENT_CODES:
+            return _permanent(text, call)
+        return StoreUnavailable(text, cause=_GRPC_CAUSES.get(error.code(), "store_unreachable"))
     if isinstance(error, WeaviateClosedClientError):
         return StoreError(f"{what}: the store is not started or already closed")
     if isinstance(error, UnexpectedStatusCodeError):
         status = error.status_code
-        if status == 429 or status >= 500:
-            return StoreUnavailable(text)
+        if status == 429:
+            return StoreUnavailable(text, cause="store_overloaded")
+        if status >= 500:
+            return StoreUnavailable(text, cause="store_error")
         return _permanent(text, call) if status != 403 else StoreError(text)
     if isinstance(error, WeaviateQueryError):
-        return StoreUnavailable(text) if is_transient_message(error.message) else _permanent(text, call)
+        return StoreUnavailable(text, cause=cause_of_message(error.message)) if is_transient_message(error.message) \
+            else _permanent(text, call)
     return StoreError(text)
+
+
+def cause_of_message(message: str) -> str:
+    """The retry cause of a transient failure the client reported as text.
+
+    >>> cause_of_message("deadline exceeded"), cause_of_message("RESOURCE_EXHAUSTED"), cause_of_message("eof")
+    ('store_timeout', 'store_overloaded', 'store_unreachable')
+    """
+    lowered = message.lower()
+    if any(m in lowered for m in ("deadline", "timed out", "timeout")):
+        return "store_timeout"
+    if any(m in lowered for m in ("resource_exhausted", "resource exhausted", "too many requests")):
+        return "store_overloaded"
+    return "store_unreachable"
 
 
 def _permanent(text: str, call: Call) -> StoreError:

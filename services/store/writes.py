@@ -15,7 +15,7 @@ from typing import Any
 from weaviate.classes.data import DataObject
 
 from services.store.errors import MetadataTypeConflict, StoreUnavailable, WriteRejected
-from services.store.failures import is_transient_message
+from services.store.failures import cause_of_message, is_transient_message
 from services.store.models import AssetObject, asset_uuid
 from services.store.schema import (
     PropKind,
@@ -109,7 +109,7 @@ def _vectors(obj: AssetObject, spaces: Mapping[str, int], stored: frozenset[str]
 def rejected(asset_id: str, message: str) -> WriteRejected:
     """A per-object error from Weaviate, unless its text says Weaviate is down or overloaded."""
     if is_transient_message(message):
-        raise StoreUnavailable(f"asset {asset_id!r}: {message}")
+        raise StoreUnavailable(f"asset {asset_id!r}: {message}", cause=cause_of_message(message))
     return WriteRejected(asset_id, message)
 
 

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,18 +67,50 @@ class Lane:
 
 
 class WorkerProcess:
-    def __init__(self, lane: Lane) -> None:
+    """One `xmodal worker` of the lane; several may run at once, each with its own ``name``, log and web port."""
+
+    def __init__(self, lane: Lane, name: str = "worker", env: dict[str, str] | None = None,
+                 web_port: int | None = None) -> None:
         self.lane = lane
+        self.name = name
+        self.extra_env = env or {}
+        self.web_port = web_port or (lane.web_port if name == "worker" else free_port())
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = lane.tmp / "worker.log"
+        self.log = lane.tmp / f"{name}.log"
         self.starts = 0
 
     def start(self) -> None:
         self.starts += 1
+        env = {**self.lane.env(), "XMODAL_WEB_PORT": str(self.web_port), **self.extra_env}
         with self.log.open("ab") as log:
             log.write(f"\n--- start {self.starts} ---\n".encode())
-            self.proc = subprocess.Popen([*XMODAL, "worker"], env=with_root(self.lane.env()), stdout=log,
+            self.proc = subprocess.Popen([*XMODAL, "worker"], env=with_root(env), stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the worker process now (Linux /proc)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS in /proc status")
+
+    def readyz(self) -> tuple[int, dict[str, Any]]:
+        """The worker's /readyz: (HTTP status, body)."""
+        url = f"http://127.0.0.1:{self.web_port}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return int(resp.status), json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), json.loads(exc.read())
+
+    def sigterm(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGTERM)
 
     async def wait_ready(self, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
@@ -86,10 +119,12 @@ class WorkerProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
             try:
-                self.metrics_text()
-                return
+                status, _ = self.readyz()
             except OSError:
-                await asyncio.sleep(0.25)
+                status = 0
+            if status == 200:  # the agent runs: store connected, collection ensured
+                return
+            await asyncio.sleep(0.25)
         raise AssertionError(f"worker not ready after {timeout_s}s:\n{self.tail()}")
 
     def kill9(self) -> None:
@@ -111,7 +146,7 @@ class WorkerProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
 
     def metrics_text(self) -> str:
-        url = f"http://127.0.0.1:{self.lane.web_port}/metrics"
+        url = f"http://127.0.0.1:{self.web_port}/metrics"
         with urllib.request.urlopen(url, timeout=2) as resp:
             return str(resp.read().decode())
 

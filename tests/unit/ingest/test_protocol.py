@@ -21,9 +21,10 @@ from services.embedding.runner import AsyncEmbedder
 from services.fetch.fetcher import Fetcher
 from services.ingest.content import Decoding
 from services.ingest.plans import Outcome, Poisoned, Upsert
-from services.ingest.protocol import Backoff, BatchProtocol, PendingWrites
+from services.ingest.protocol import Backoff, BatchProtocol, Flow, PendingWrites
 from services.ingest.records import Record
 from services.ingest.write import Writer
+from services.store.errors import StoreUnavailable
 from tests.unit.ingest.memory import MemoryLetters, MemoryStore, WatchedPreparer
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -35,11 +36,26 @@ def embedder() -> AsyncEmbedder:
     return AsyncEmbedder(load_embedder(ModelSettings(device="cpu")))
 
 
+class RecordingFlow(Flow):
+    """Records when the protocol would pause and resume the consumer's partitions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+
+    def on_pause(self) -> None:
+        self.events.append(f"pause {self.reason}")
+
+    def on_resume(self) -> None:
+        self.events.append("resume")
+
+
 class Harness:
     """A BatchProtocol over a MemoryStore, recording acks (with what was stored when each came) and sleeps."""
 
     def __init__(self, embedder: AsyncEmbedder, *, hold_writes: bool = False) -> None:
         self.store = MemoryStore(hold_writes=hold_writes)
+        self.flow = RecordingFlow()
         self.letters = MemoryLetters()
         self.preparer = WatchedPreparer(embedders=[embedder], fetcher=Fetcher(FetchSettings()),
                                         batch=BatchSettings(), decoding=Decoding(max_pixels=40_000_000))
@@ -49,7 +65,7 @@ class Harness:
         self.protocol: BatchProtocol[int] = BatchProtocol(
             preparer=self.preparer,
             writer=Writer(store=self.store, dead_letters=self.letters),
-            store=self.store, ack=self._ack, backoff=BACKOFF, sleep=self._sleep,
+            store=self.store, ack=self._ack, backoff=BACKOFF, sleep=self._sleep, flow=self.flow,
         )
 
     async def _ack(self, offsets: Any) -> None:
@@ -140,11 +156,43 @@ async def test_transient_store_failure_acks_nothing_and_retries_the_same_batch(e
     h = Harness(embedder)
     h.store.fail_writes = 2
     await h.process([record(0, upsert("a", 1, "a red circle")), record(1, upsert("b", 1, "a blue star"), asset="b")])
-    assert h.sleeps == [(0.5, 0), (1.0, 0)]  # backed off twice, nothing acked meanwhile
+    assert [acked for _, acked in h.sleeps] == [0, 0]  # backed off twice, nothing acked meanwhile
+    for (slept, _), cap in zip(h.sleeps, (0.5, 1.0), strict=True):
+        assert cap / 2 <= slept <= cap  # capped exponential, with jitter
     assert h.store.writes == 3
     assert len(h.preparer.prepared) == 1  # the write was retried, not the preparation
     assert h.acks == [[0, 1]]
     assert h.stored_at_ack == [{"a", "b"}]  # acked only once both were stored
+    # consumption paused once for the whole outage (not once per retry) and resumed once it was over
+    assert h.flow.events == ["pause store_unreachable: Weaviate is down (a test said so)", "resume"]
+    assert not h.flow.paused
+
+
+async def test_flow_stays_paused_while_any_step_still_fails() -> None:
+    flow = RecordingFlow()
+    commit, prepare = object(), object()
+    flow.failed(commit, StoreUnavailable("write: down", cause="store_unreachable"))
+    flow.failed(prepare, StoreUnavailable("read: timed out", cause="store_timeout"))
+    flow.succeeded(prepare)  # the next batch's read worked, but the commit still fails
+    assert flow.paused and flow.events == ["pause store_unreachable: write: down"]
+    flow.succeeded(commit)
+    assert not flow.paused and flow.events[-1] == "resume"
+    flow.succeeded(commit)  # once resumed, a success changes nothing
+    assert flow.events.count("resume") == 1
+
+
+async def test_close_abandons_a_commit_that_cannot_finish_without_acking(embedder: AsyncEmbedder) -> None:
+    h = Harness(embedder)
+    h.store.fail_writes = 10**6  # Weaviate never comes back
+
+    async def slow_sleep(seconds: float) -> None:
+        await asyncio.sleep(0.01)
+
+    h.protocol.sleep = slow_sleep
+    await h.submit([record(0, upsert("a", 1, "a red circle"))])
+    assert await h.protocol.close(grace_s=0.2) is False
+    assert h.acks == [] and h.store.objects == {}
+    assert not h.flow.paused  # the abandoned step let go of the pause
 
 
 async def test_dead_letter_is_confirmed_once_across_retries(embedder: AsyncEmbedder) -> None:
@@ -156,7 +204,7 @@ async def test_dead_letter_is_confirmed_once_across_retries(embedder: AsyncEmbed
     await h.process(batch)
     assert h.letters.reasons() == [(0, "invalid_json"), (1, "invalid_event"), (2, "invalid_event")]
     assert h.letters.attempts == 4  # three letters, one of them twice
-    assert [s for s, _ in h.sleeps] == [0.5]
+    assert len(h.sleeps) == 1 and 0.25 <= h.sleeps[0][0] <= 0.5
     assert h.store.writes == 1  # the confirmed write was not repeated
     assert h.acks == [[0, 1, 2, 3]]
 
