@@ -1,7 +1,8 @@
 """Reading a worker's /metrics text, and quantiles from histogram buckets the way Prometheus computes them.
 
 The status page needs a few worker figures without a Prometheus server: the freshness histogram, events by
-outcome and dead letters by reason. Quantiles come from bucket *deltas* between two scrapes (what happened
+outcome, dead letters by reason, and whether the worker is paused after a transient failure, with its
+retries and pauses by cause. Quantiles come from bucket *deltas* between two scrapes (what happened
 in the interval), interpolated linearly inside the bucket like PromQL's ``histogram_quantile``.
 """
 
@@ -16,6 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 FRESHNESS = "xmodal_freshness_seconds"
 EVENTS = "xmodal_events"  # counters are named without _total in parsed families
 DEAD_LETTERS = "xmodal_dead_letters"
+RETRIES = "xmodal_worker_retries"
+PAUSES = "xmodal_worker_pauses"
+PAUSED = "xmodal_worker_paused"
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,9 @@ class WorkerFigures:
     freshness: Buckets | None = None
     events: dict[str, float] = field(default_factory=dict)  # outcome -> total since the worker started
     dead_letters: dict[str, float] = field(default_factory=dict)  # reason -> total since the worker started
+    retries: dict[str, float] = field(default_factory=dict)  # cause -> retried steps since the worker started
+    pauses: dict[str, float] = field(default_factory=dict)  # cause -> paused periods since the worker started
+    paused: bool | None = None  # consumption paused after a transient failure; None: the worker does not say
 
 
 def parse_worker_metrics(text: str) -> WorkerFigures:
@@ -61,16 +68,35 @@ def parse_worker_metrics(text: str) -> WorkerFigures:
     ... ''')
     >>> fig.dead_letters, fig.freshness
     ({'invalid_json': 3.0}, Buckets(bounds=(0.1, inf), counts=(4.0, 5.0)))
+
+    A worker paused while Weaviate is away says so, and counts its retries and pauses by cause:
+
+    >>> fig = parse_worker_metrics('''# TYPE xmodal_worker_paused gauge
+    ... xmodal_worker_paused 1.0
+    ... # TYPE xmodal_worker_retries_total counter
+    ... xmodal_worker_retries_total{cause="store_unreachable"} 7.0
+    ... xmodal_worker_retries_total{cause="store_timeout"} 2.0
+    ... # TYPE xmodal_worker_pauses_total counter
+    ... xmodal_worker_pauses_total{cause="store_unreachable"} 1.0
+    ... ''')
+    >>> fig.paused, fig.retries, fig.pauses
+    (True, {'store_unreachable': 7.0, 'store_timeout': 2.0}, {'store_unreachable': 1.0})
+    >>> parse_worker_metrics("").paused is None  # a worker that exports no such gauge (an older build)
+    True
     """
     fig = WorkerFigures()
+    # counter family -> the label it is summed by and the figure it fills
+    by_label = {EVENTS: ("outcome", fig.events), DEAD_LETTERS: ("reason", fig.dead_letters),
+                RETRIES: ("cause", fig.retries), PAUSES: ("cause", fig.pauses)}
     for family in text_string_to_metric_families(text):
         if family.name == FRESHNESS:
             bucket_samples = [(float(s.labels["le"]), s.value) for s in family.samples
                               if s.name.endswith("_bucket")]
             fig.freshness = _buckets(bucket_samples)
-        elif family.name in (EVENTS, DEAD_LETTERS):
-            label = "outcome" if family.name == EVENTS else "reason"
-            target = fig.events if family.name == EVENTS else fig.dead_letters
+        elif family.name == PAUSED:
+            fig.paused = any(s.value > 0 for s in family.samples)
+        elif family.name in by_label:
+            label, target = by_label[family.name]
             for s in family.samples:
                 if s.name.endswith("_total") and label in s.labels:
                     target[s.labels[label]] = target.get(s.labels[label], 0.0) + s.value

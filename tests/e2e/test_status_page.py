@@ -165,6 +165,10 @@ async def test_status_page_draws_live_figures(
     assert sorted(bar_values) == ["1", "2"]
     assert await page.locator("#kafka-pill").text_content() == "Kafka up"
     assert await page.locator("#workers-pill").text_content() == "Workers 1/1 scraped"
+    # the worker exports its pause gauge: the page reads it (waited for: a transient blip would have cleared)
+    await page.wait_for_function(
+        """() => document.getElementById("paused-pill").textContent === "No worker paused"
+            && document.querySelector("#workers tr").dataset.paused === 'false'""", timeout=WAIT_MS)
     assert await page.locator("#auth").is_hidden()
     # this app runs no golden queries: the section says how to configure them
     assert await page.locator("#golden").get_attribute("data-state") == "unconfigured"

@@ -144,7 +144,8 @@ function renderNumbers(data) {
     : `events, ${now.partitions} partitions`;
   const drain = now.total_lag === 0 ? "drained" : now.draining ? fmtSeconds(now.drain_s) : "–";
   setNumber("drain", drain, now.total_lag > 0 && !now.draining ? "bad" : null);
-  $("drain-sub").textContent = now.total_lag > 0 && !now.draining ? "not consuming"
+  const paused = now.workers_paused ? `: ${now.workers_paused} paused` : "";
+  $("drain-sub").textContent = now.total_lag > 0 && !now.draining ? `not consuming${paused}`
     : `at ${fmtRate(now.consume_rate)} events/s`;
   setNumber("throughput", fmtRate(now.throughput));
   $("throughput-sub").textContent = `events/s · ${fmtRate(now.incoming)}/s in`;
@@ -163,18 +164,58 @@ function renderHealth(data) {
   const workers = $("workers-pill");
   workers.textContent = `Workers ${up}/${data.workers.length} scraped`;
   workers.className = `pill ${up === data.workers.length && up > 0 ? "ok" : "down"}`;
+  // paused: consumption stopped after a transient failure (Weaviate away, ...); the worker retries with backoff
+  const paused = data.now.workers_paused || 0;
+  const pausedPill = $("paused-pill");
+  pausedPill.textContent = paused ? `${paused} of ${up} workers paused` : "No worker paused";
+  pausedPill.className = `pill ${paused ? "warn" : up > 0 ? "ok" : ""}`;
+  pausedPill.dataset.paused = paused;
+  const recent = fmtByCause(data.now.retries_interval);
+  pausedPill.title = `retries in the last interval: ${recent || "none"}`;
   const g = data.group;
   $("group-line").textContent = `topic ${g.topic} · group ${g.group} · ${g.state || "?"} · ${g.members ?? "?"} members`;
+}
+
+function fmtByCause(counts) {
+  return Object.entries(counts || {}).map(([k, v]) => `${k} ${fmtCount(v)}`).join(" · ");
+}
+
+// "store_unreachable 3 / 41": retries in the last interval / since the worker started, per cause
+function fmtRetries(w) {
+  return Object.entries(w.retries || {}).sort((a, b) => b[1] - a[1]).map(([cause, total]) => {
+    const recent = w.retries_interval == null ? "…" : fmtCount(w.retries_interval[cause] || 0);
+    return `${cause} ${recent} / ${fmtCount(total)}`;
+  }).join(" · ");
+}
+
+function stateCell(w, now) {
+  const td = document.createElement("td");
+  if (!w.up) {
+    td.textContent = `down: ${w.error}`;
+    td.className = "err";
+  } else if (w.paused) {
+    const badge = document.createElement("span");
+    badge.className = "badge paused";
+    badge.dataset.cause = w.pause.cause || "";
+    badge.textContent = w.pause.text;
+    td.append(badge);
+    const paused = w.pause.since == null ? null : Math.max(0, now - w.pause.since);
+    if (paused != null) td.append(` for ${paused < 60 ? `${Math.round(paused)}s` : fmtSeconds(paused)}`);
+  } else {
+    td.textContent = "up";
+  }
+  return td;
 }
 
 function renderWorkers(data) {
   $("workers").replaceChildren(...data.workers.map((w) => {
     const tr = document.createElement("tr");
     const cell = (text, cls) => { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; };
-    const events = Object.entries(w.events || {}).map(([k, v]) => `${k} ${fmtCount(v)}`).join(" · ");
     const where = w.target && w.target !== w.url ? `${w.url} → ${w.target}` : w.url;
-    tr.append(cell(where, "url"), cell(w.up ? "up" : `down: ${w.error}`, w.up ? "" : "err"),
-      cell(w.last_ok == null ? "never" : ago(data.generated_at - w.last_ok)), cell(events || "–"));
+    tr.dataset.paused = w.paused ? "true" : "false";
+    tr.append(cell(where, "url"), stateCell(w, data.generated_at),
+      cell(w.last_ok == null ? "never" : ago(data.generated_at - w.last_ok)), cell(fmtByCause(w.events) || "–"),
+      cell(fmtRetries(w) || "–", "retries"));
     return tr;
   }));
 }

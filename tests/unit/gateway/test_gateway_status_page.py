@@ -40,6 +40,9 @@ async def test_page_assets_and_json(make_client: ClientFactory) -> None:
         for asset in ("/static/status.js", "/static/status.css"):
             assert asset in html
             assert (await c.get(asset)).status == 200, asset
+        assert 'id="paused-pill"' in html and "Retries by cause" in html
+        script = await (await c.get("/static/status.js")).text()
+        assert "workers_paused" in script and "retries_interval" in script  # the fields the JSON carries
         assert (await c.get("/static/../status_page.py")).status in (403, 404)
         resp = await c.get("/v1/status")
         assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
@@ -47,6 +50,7 @@ async def test_page_assets_and_json(make_client: ClientFactory) -> None:
     assert body["sampling"] is False  # the app does not start the collector
     assert body["series"]["total_lag"] == [7] and body["now"]["total_lag"] == 7
     assert {"series", "now", "kafka", "group", "workers"} <= set(body)
+    assert body["now"]["workers_paused"] == 0 and body["now"]["retries_interval"] == {}
 
 
 async def test_without_a_collector_the_figures_are_not_configured(make_client: ClientFactory) -> None:

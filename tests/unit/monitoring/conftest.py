@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from services.config import GatewaySettings, KafkaSettings
 
@@ -38,6 +38,9 @@ class FakeWorker:
                                    registry=self.registry)
         self.events = Counter("xmodal_events_total", "e", ["outcome"], registry=self.registry)
         self.dead = Counter("xmodal_dead_letters_total", "d", ["reason"], registry=self.registry)
+        self.paused = Gauge("xmodal_worker_paused", "p", registry=self.registry)
+        self.retries = Counter("xmodal_worker_retries_total", "r", ["cause"], registry=self.registry)
+        self.pauses = Counter("xmodal_worker_pauses_total", "p", ["cause"], registry=self.registry)
 
     async def metrics(self, request: web.Request) -> web.Response:
         if self.status != 200:

@@ -6,7 +6,7 @@ import math
 import random
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from services.monitoring.promtext import Buckets, merge, parse_worker_metrics, quantile
 
@@ -103,9 +103,27 @@ def test_reads_figures_from_real_exposition_text() -> None:
     assert fig.dead_letters == {"invalid_json": 2.0}
 
 
+def test_reads_pause_state_retries_and_pauses_by_cause() -> None:
+    reg = CollectorRegistry()
+    paused = Gauge("xmodal_worker_paused", "p", registry=reg)
+    retries = Counter("xmodal_worker_retries_total", "r", ["cause"], registry=reg)
+    pauses = Counter("xmodal_worker_pauses_total", "p", ["cause"], registry=reg)
+    Counter("xmodal_transient_retries_total", "the old name", ["error"], registry=reg).labels("x").inc(5)
+    assert parse_worker_metrics(generate_latest(reg).decode()).paused is False  # exported, and 0
+    paused.set(1)
+    retries.labels("store_unreachable").inc(7)
+    retries.labels("dead_letter").inc(1)
+    pauses.labels("store_unreachable").inc()
+    fig = parse_worker_metrics(generate_latest(reg).decode())
+    assert fig.paused is True
+    assert fig.retries == {"store_unreachable": 7.0, "dead_letter": 1.0}
+    assert fig.pauses == {"store_unreachable": 1.0}
+
+
 def test_text_without_the_figures_reads_as_empty() -> None:
     fig = parse_worker_metrics("# HELP up x\n# TYPE up gauge\nup 1\n")
     assert fig.freshness is None and fig.events == {} and fig.dead_letters == {}
+    assert fig.paused is None and fig.retries == {} and fig.pauses == {}  # a worker that predates the gauge
 
 
 def test_malformed_text_is_a_value_error() -> None:
