@@ -32,6 +32,7 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "PayloadTooLarge",
+    "Shed",
     "Unauthorized",
     "UnsupportedMediaType",
     "classify",
@@ -83,6 +84,17 @@ class DependencyDown(ApiError, TransientError):
     code = "unavailable"
 
 
+class Shed(Overloaded):
+    """Admission control refused a request (429 with Retry-After); ``reason`` says which bound, ``details``
+    the figures behind it (services.gateway.admission)."""
+
+    def __init__(self, message: str, *, reason: str, retry_after: float,
+                 details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.reason = reason
+        self.details = details or []
+
+
 @dataclass(frozen=True)
 class Classified:
     status: int
@@ -97,7 +109,8 @@ def classify(exc: BaseException) -> Classified:
     if isinstance(exc, ApiError):
         return Classified(exc.status, exc.code, str(exc), exc.details)
     if isinstance(exc, Overloaded):
-        return Classified(429, "overloaded", str(exc), retry_after=max(1.0, exc.retry_after))
+        details = exc.details if isinstance(exc, Shed) else []
+        return Classified(429, "overloaded", str(exc), details, retry_after=max(1.0, exc.retry_after))
     if isinstance(exc, FetchError):
         return _fetch_error(exc)
     if isinstance(exc, InvalidFilter | InvalidQuery):

@@ -1,4 +1,4 @@
-"""Middlewares, outermost first: CORS, errors (+ metrics, deadline, body limit), API keys, concurrency limit.
+"""Middlewares, outermost first: CORS, errors (+ metrics, deadline, body limit), API keys, admission control.
 
 The error middleware is the only place an exception becomes a response: JSON ``{"error": {...}}`` with
 the status from :func:`services.gateway.errors.classify`, never a stack trace. Unexpected exceptions are
@@ -18,10 +18,10 @@ from aiohttp.typedefs import Handler, Middleware
 from pydantic import SecretStr
 
 from services.config import GatewaySettings
-from services.errors import Overloaded
 from services.gateway import status_page
+from services.gateway.admission import Admission
 from services.gateway.deadline import request_deadline
-from services.gateway.errors import Classified, PayloadTooLarge, Unauthorized, classify
+from services.gateway.errors import Classified, PayloadTooLarge, Shed, Unauthorized, classify
 from services.monitoring import metrics
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 OPEN_PATHS = (frozenset({"/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/favicon.ico"})
               | status_page.OPEN_PATHS)
 OPEN_PREFIXES = ("/static/",)
-#: Route names whose requests count against the concurrency limit (the ones that embed, search or publish).
+#: Route names whose requests pass admission control (the ones that embed, search or publish).
 LIMITED_ROUTES = frozenset({"search", "search_get", "search_upload", "publish"})
 
 _HTTP_CODES = {
@@ -42,35 +42,7 @@ _CORS_METHODS = "GET, POST, OPTIONS"
 _CORS_HEADERS = "Content-Type, X-API-Key"
 
 
-class Limiter:
-    """A semaphore that is never waited on: at most ``limit`` requests in flight, one more refused at once.
-
-    A plain counter does it: everything runs on one event loop, and nothing awaits between the check and
-    the increment.
-
-    >>> lim = Limiter(1)
-    >>> lim.try_acquire(), lim.try_acquire()
-    (True, False)
-    >>> lim.release(); lim.try_acquire()
-    True
-    """
-
-    def __init__(self, limit: int, *, retry_after_s: float = 1.0) -> None:
-        self.limit = limit
-        self.in_flight = 0
-        self.retry_after_s = retry_after_s
-
-    def try_acquire(self) -> bool:
-        if self.in_flight >= self.limit:
-            return False
-        self.in_flight += 1
-        return True
-
-    def release(self) -> None:
-        self.in_flight -= 1
-
-
-LIMITER = web.AppKey("limiter", Limiter)
+LIMITER = web.AppKey("limiter", Admission)
 
 
 def error_response(c: Classified) -> web.Response:
@@ -178,14 +150,13 @@ def auth_middleware(settings: GatewaySettings) -> Middleware:
 async def limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.match_info.route.name not in LIMITED_ROUTES:
         return await handler(request)
-    limiter = request.app[LIMITER]
-    if not limiter.try_acquire():
-        metrics.REJECTED.labels("overloaded").inc()
-        raise Overloaded("too many searches in flight; retry shortly", retry_after=limiter.retry_after_s)
     try:
-        return await handler(request)
-    finally:
-        limiter.release()
+        async with request.app[LIMITER].slot():
+            return await handler(request)
+    except Shed as exc:
+        # overloaded: refused on arrival (the expected wait is over the bound); queue_timeout: waited it all
+        metrics.REJECTED.labels("queue_timeout" if exc.reason == "queue_timeout" else "overloaded").inc()
+        raise
 
 
 def cors_middleware(origins: Sequence[str]) -> Middleware:

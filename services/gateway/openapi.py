@@ -46,7 +46,8 @@ _ERRORS = {
     415: "Wrong Content-Type.",
     422: "The image cannot be decoded, or fetching it was refused (the code is the fetch reason, "
          "e.g. fetch_forbidden, fetch_not_found, undecodable).",
-    429: "Too many requests in flight; retry after Retry-After seconds.",
+    429: "Overloaded: every search slot busy and the wait for one too long (details[0].reason: expected_wait, "
+         "queue_timeout), or the query queue full; retry after Retry-After seconds.",
     503: "A dependency (Weaviate, Kafka) is unavailable.",
     504: "The request took longer than its deadline.",
 }

@@ -19,13 +19,13 @@ from services.config import GatewaySettings, enabled_spaces
 from services.embedding.model import Embedder, load_embedder
 from services.fetch.fetcher import Fetcher
 from services.fetch.images import preload_codecs
+from services.gateway.admission import Admission
 from services.gateway.backends import KafkaLink, StoreLink
 from services.gateway.deps import Deps
 from services.gateway.encoder import QueryEncoder
 from services.gateway.golden import add_golden
 from services.gateway.middleware import (
     LIMITER,
-    Limiter,
     auth_middleware,
     cors_middleware,
     errors_middleware,
@@ -59,7 +59,7 @@ def create_app(settings: GatewaySettings, deps: Deps) -> web.Application:
     app[DEPS] = deps
     app[SEARCHER] = Searcher(settings, deps)
     add_golden(app, settings, app[SEARCHER])  # golden_file set: runs them in the background from startup
-    app[LIMITER] = Limiter(settings.max_concurrency)
+    app[LIMITER] = Admission(settings.max_concurrency, max_wait_s=settings.max_queue_wait_s)
     app[OPENAPI] = build_openapi(settings)
     add_routes(app)
     add_status_routes(app, deps.status)  # /status page + /v1/status, over the caller's collector (if any)

@@ -1,4 +1,4 @@
-"""Safety: API keys, the concurrency limit (429 at once), body and upload limits, CORS."""
+"""Safety: API keys, admission control (429 with Retry-After), body and upload limits, CORS."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ async def test_no_keys_configured_means_no_auth(client: Client) -> None:
 
 
 async def test_full_limiter_answers_429_at_once(make_client: ClientFactory) -> None:
-    async with make_client(max_concurrency=2) as c:
+    async with make_client(max_concurrency=2, max_queue_wait_s=0) as c:
         limiter = c.app[LIMITER]
         assert limiter.try_acquire()
         assert limiter.try_acquire()  # every permit held: the gateway is "full"
@@ -90,7 +90,9 @@ async def test_full_limiter_answers_429_at_once(make_client: ClientFactory) -> N
                 resp = await call
                 assert resp.status == 429
                 assert resp.headers["Retry-After"] == "1"
-                assert (await resp.json())["error"]["code"] == "overloaded"
+                error = (await resp.json())["error"]
+                assert error["code"] == "overloaded"
+                assert error["details"][0]["reason"] == "expected_wait"
             # probes and asset reads are not limited
             assert (await c.get("/healthz")).status == 200
             assert (await c.get("/v1/assets/a")).status == 503
@@ -101,6 +103,23 @@ async def test_full_limiter_answers_429_at_once(make_client: ClientFactory) -> N
         assert resp.status == 503  # one permit free again: admitted (then the store is down)
         limiter.release()
         assert limiter.in_flight == 0  # permits of finished requests were given back
+
+
+async def test_a_search_that_waited_its_bound_is_shed_as_queue_timeout(make_client: ClientFactory) -> None:
+    async with make_client(max_concurrency=1, max_queue_wait_s=0.02) as c:
+        limiter = c.app[LIMITER]
+        assert limiter.try_acquire()  # the one slot is held: searches join the line and wait 20 ms
+        before = counter(metrics.REJECTED, "queue_timeout")
+        try:
+            resp = await c.post("/v1/search", json=TEXT_SEARCH)
+            assert resp.status == 429
+            assert resp.headers["Retry-After"] == "1"
+            error = (await resp.json())["error"]
+            assert (error["code"], error["details"][0]["reason"]) == ("overloaded", "queue_timeout")
+        finally:
+            limiter.release()
+        assert counter(metrics.REJECTED, "queue_timeout") == before + 1
+        assert (limiter.in_flight, limiter.queued) == (0, 0)
 
 
 # -- body limits ------------------------------------------------------------------------------------------
