@@ -8,12 +8,13 @@ os.environ is read nowhere else.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _ENV = SettingsConfigDict(env_prefix="XMODAL_", env_nested_delimiter="__", extra="ignore")
 
@@ -38,6 +39,44 @@ class KafkaSettings(BaseModel):
     group_id: str = Field("xmodal-worker", description="Consumer group (the Faust app id) of the workers.")
 
 
+#: Weaviate's replica counts for a read or a write (weaviate.classes.config.ConsistencyLevel).
+Consistency = Literal["ONE", "QUORUM", "ALL"]
+#: Node i (1-based) of a local cluster listens on each base port + NODE_PORT_STRIDE * (i - 1).
+NODE_PORT_STRIDE = 10
+
+
+class WeaviateEndpoint(BaseModel):
+    """One node of a Weaviate cluster, as the store reaches it; written ``host:http_port:grpc_port``."""
+
+    model_config = ConfigDict(frozen=True)
+    host: str = Field(description="Host of the node.")
+    http_port: int = Field(description="REST port of the node.")
+    grpc_port: int = Field(description="gRPC port of the node.")
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.http_port}:{self.grpc_port}"
+
+
+def _endpoints(value: Any) -> Any:
+    """``h:8090:50061,h:8100:50071`` (or a JSON list of such strings, or of objects) -> endpoints."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else [p for p in text.split(",") if p.strip()]
+    if not isinstance(value, list):
+        return value
+    return [_endpoint(item) if isinstance(item, str) else item for item in value]
+
+
+def _endpoint(text: str) -> dict[str, str]:
+    parts = text.strip().rsplit(":", 2)
+    if len(parts) != 3:
+        raise ValueError(f"Weaviate node {text!r}: expected host:http_port:grpc_port")
+    return dict(zip(("host", "http_port", "grpc_port"), parts, strict=True))
+
+
+WeaviateEndpoints = Annotated[list[WeaviateEndpoint], NoDecode, BeforeValidator(_endpoints)]
+
+
 class WeaviateSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Weaviate host.")
     http_port: int = Field(8080, description="Weaviate REST port.")
@@ -46,6 +85,41 @@ class WeaviateSettings(BaseModel):
     api_key: SecretStr | None = Field(None, description="Weaviate API key, if the server requires one.")
     collection: str = Field("Asset", description="Collection holding the assets; object uuid = uuid5(asset_id).")
     timeout_s: float = Field(10.0, gt=0, description="Per-call timeout towards Weaviate.")
+    nodes: WeaviateEndpoints = Field(
+        default_factory=list, description="The cluster's other nodes, host:http_port:grpc_port, comma "
+        "separated (or a JSON list). The store uses the first that answers (host first); when the one it uses "
+        "stops answering, that call fails retriably and the next one moves to the next node that is ready. "
+        "`xmodal stack up --nodes 3` prints the value for its cluster.",
+    )
+    replication_factor: int = Field(
+        1, ge=1, description="Copies of each shard when xmodal creates the collection: 3 on a 3-node cluster. "
+        "1 leaves it to the server (its REPLICATION_MINIMUM_FACTOR, which the local cluster sets to 3). An "
+        "existing collection keeps its factor.",
+    )
+    write_consistency: Consistency = Field(
+        "QUORUM", description="Replicas that must confirm a write (ONE, QUORUM, ALL) before the worker acks "
+        "its events. QUORUM of 3 keeps writing with one node down and, with QUORUM reads, every read overlaps "
+        "a replica that has the write.",
+    )
+    cluster_write_timeout_s: float = Field(
+        25.0, gt=0, description="Per-write timeout on a cluster (nodes given or replication_factor > 1), when "
+        "longer than timeout_s. Weaviate's coordinator goes on replicating a write for up to 20 s after the "
+        "client stopped waiting, stamped with the time it arrived: a write given up on sooner, retried, and "
+        "followed by a newer version of the same asset could still land last and win on every replica (a "
+        "lost update). Waiting this long means a write the store gave up on was never applied, or was "
+        "applied before anything newer was sent.",
+    )
+    read_consistency: Consistency = Field(
+        "QUORUM", description="Replicas a read must agree with (ONE, QUORUM, ALL). Lookups by id read that "
+        "many; a search reads one replica per shard and checks the objects it found against that many (newer "
+        "versions win). QUORUM + QUORUM writes: a lookup after a stored write sees it (read-your-writes); ONE "
+        "is cheaper and may answer from a node that rejoined and is still catching up.",
+    )
+
+    def endpoints(self) -> list[WeaviateEndpoint]:
+        """Every node the store may use, ``host`` first, each once."""
+        first = WeaviateEndpoint(host=self.host, http_port=self.http_port, grpc_port=self.grpc_port)
+        return list(dict.fromkeys([first, *self.nodes]))
 
 
 class ModelSettings(BaseModel):
@@ -151,8 +225,23 @@ class WorkerSettings(BaseSettings):
     spaces: Spaces = _spaces_field()
     fetch: FetchSettings = FetchSettings()
     batch: BatchSettings = BatchSettings()
-    web_host: str = Field("127.0.0.1", description="Bind address of the worker's web server (/metrics).")
-    web_port: int = Field(6066, description="Port of the worker's web server (/metrics).")
+    web_host: str = Field("127.0.0.1", description="Bind address of the worker's web server (/metrics, "
+                          "/livez, /readyz).")
+    web_port: int = Field(
+        6066, ge=0, description="First port the worker's web server tries; a worker finding it taken (another "
+        "worker on this machine) takes the next free one of web_port_span ports and logs which. 0: any free port.",
+    )
+    web_port_span: int = Field(16, ge=1, description="How many ports from web_port a worker may try.")
+    shutdown_timeout_s: float = Field(
+        10.0, gt=0, description="Bound on SIGTERM/SIGINT: the batch in flight gets half of it to be stored and "
+        "acked (else it is left unacked and consumed again), then the worker leaves the group (a static member "
+        "keeps its partitions for session_timeout_s); past the bound it exits anyway (Kafka or Weaviate "
+        "unreachable). Keep Kubernetes' terminationGracePeriodSeconds above it.",
+    )
+    buffer_max_events: int = Field(
+        512, ge=1, description="Events Faust buffers per partition ahead of the agent (stream_buffer_maxsize); "
+        "with max_events and the partitions held, this bounds the worker's memory for events.",
+    )
     commit_interval_s: float = Field(
         0.1, gt=0, description="How often acked offsets are committed; bounds read-your-writes waits."
     )
@@ -239,7 +328,15 @@ class GatewaySettings(BaseSettings):
     )
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body, uploads included.")
     max_concurrency: int = Field(
-        32, ge=1, description="Searches in flight; one more is answered 429 with Retry-After at once."
+        8, ge=1, description="Searches (and publishes) running at once; more wait in a short line "
+        "(max_queue_wait_s) or get 429 with Retry-After. Size it to what the CPU overlaps, about 4 per core: "
+        "beyond that, admitted searches only wait inside and their latency grows with the load.",
+    )
+    max_queue_wait_s: float = Field(
+        0.05, ge=0, description="Longest wait for a search slot when all max_concurrency are taken. A search "
+        "whose expected wait (its place in line x the recent search time / max_concurrency) is longer is "
+        "answered 429 at once, one that waited this long without a slot then: admitted searches stay within "
+        "about this much of their unloaded latency under any load. 0: no line (all slots taken: 429 at once).",
     )
     request_timeout_s: float = Field(10.0, gt=0, description="Per-request deadline.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS ('*' for all).")
@@ -282,15 +379,36 @@ class StackSettings(BaseSettings):
     model_config = _ENV
     kafka: KafkaSettings = KafkaSettings()
     weaviate: WeaviateSettings = WeaviateSettings()
+    nodes: int = Field(
+        1, ge=1, le=9, description="Nodes of each engine. 1: one Kafka and one Weaviate (the demo's). 3: a "
+        "local cluster of 3 Kafka brokers (KRaft, each also a controller; topics with replication factor 3, "
+        "min.insync.replicas 2) and 3 Weaviate nodes (Raft; REPLICATION_MINIMUM_FACTOR 3). Node i (1-based) "
+        f"listens on every base port + {NODE_PORT_STRIDE}*(i-1) (Kafka 9092, 9102, 9112; Weaviate HTTP 8080, "
+        "8090, 8100; gRPC 50051, 50061, 50071; ...) and keeps its data, log and pid file in "
+        "state_dir/kafka-i and state_dir/weaviate-i.",
+    )
     kafka_version: str = Field("4.1.1", description="Apache Kafka version fetched from Maven Central.")
-    kafka_controller_port: int = Field(9093, description="KRaft controller port.")
-    kafka_heap: str = Field("768m", description="Kafka JVM heap (-Xmx and -Xms).")
+    kafka_controller_port: int = Field(
+        9093, description=f"KRaft controller port (node i of a cluster: + {NODE_PORT_STRIDE}*(i-1))."
+    )
+    kafka_heap: str = Field("768m", description="Kafka JVM heap (-Xmx and -Xms), per broker.")
     weaviate_version: str = Field("v1.39.0", description="Weaviate server version built with go install.")
-    weaviate_gossip_port: int = Field(7946, description="Weaviate memberlist gossip port.")
-    weaviate_data_port: int = Field(7947, description="Weaviate cluster data port.")
-    weaviate_raft_port: int = Field(8300, description="Weaviate Raft port.")
-    weaviate_raft_rpc_port: int = Field(8301, description="Weaviate Raft RPC port.")
-    weaviate_profiling_port: int = Field(6060, description="Weaviate Go profiling port.")
+    weaviate_gossip_port: int = Field(
+        7946, description=f"Weaviate memberlist gossip port (node i of a cluster: + {NODE_PORT_STRIDE}*(i-1))."
+    )
+    weaviate_data_port: int = Field(
+        7947, description=f"Weaviate cluster data port (node i of a cluster: + {NODE_PORT_STRIDE}*(i-1))."
+    )
+    weaviate_raft_port: int = Field(
+        8300, description=f"Weaviate Raft port (node i of a cluster: + {NODE_PORT_STRIDE}*(i-1))."
+    )
+    weaviate_raft_rpc_port: int = Field(
+        8301, description="Weaviate Raft RPC port. A cluster on one host needs Raft port + 1: Weaviate derives "
+        "the other nodes' RPC ports from their Raft ports that way.",
+    )
+    weaviate_profiling_port: int = Field(
+        6060, description=f"Weaviate Go profiling port (node i of a cluster: + {NODE_PORT_STRIDE}*(i-1))."
+    )
     cache_dir: Path = Field(
         _xdg("XDG_CACHE_HOME", ".cache"), description="Jars, the Weaviate binary and the virtual environment."
     )
@@ -303,3 +421,24 @@ class StackSettings(BaseSettings):
     def kafka_port(self) -> int:
         first = self.kafka.bootstrap_servers.split(",")[0]
         return int(first.rsplit(":", 1)[1])
+
+    @staticmethod
+    def node_port(base: int, node: int) -> int:
+        """The port node ``node`` (1-based) of a cluster uses where a single node uses ``base``."""
+        return base + NODE_PORT_STRIDE * (node - 1)
+
+    @model_validator(mode="after")
+    def _cluster_ports(self) -> StackSettings:
+        if self.nodes == 1:
+            return self
+        if self.weaviate_raft_rpc_port != self.weaviate_raft_port + 1:
+            raise ValueError("a local Weaviate cluster needs weaviate_raft_rpc_port = weaviate_raft_port + 1 "
+                             f"(got {self.weaviate_raft_port} and {self.weaviate_raft_rpc_port})")
+        bases = [self.kafka_port, self.kafka_controller_port, self.weaviate.http_port, self.weaviate.grpc_port,
+                 self.weaviate_gossip_port, self.weaviate_data_port, self.weaviate_raft_port,
+                 self.weaviate_raft_rpc_port, self.weaviate_profiling_port]
+        ports = [self.node_port(b, n) for b in bases for n in range(1, self.nodes + 1)]
+        if len(set(ports)) != len(ports):
+            clash = sorted({p for p in ports if ports.count(p) > 1})
+            raise ValueError(f"the {self.nodes} nodes' ports overlap ({clash}): move a base port")
+        return self

@@ -22,8 +22,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
 
-from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
-from weaviate.collections.classes.config import CollectionConfig
+from weaviate.classes.config import (
+    Configure,
+    DataType,
+    Property,
+    ReplicationDeletionStrategy,
+    Tokenization,
+    VectorDistances,
+)
+from weaviate.collections.classes.config import CollectionConfig, ReplicationConfigCreate
 from weaviate.collections.classes.config_vectors import VectorConfigCreate
 
 # Weaviate rejects property names ending in these (entities/schema/validation.go, v1.39).
@@ -141,12 +148,24 @@ def vector_config(space: str) -> VectorConfigCreate:
     return cast(VectorConfigCreate, config)  # the client leaves self_provided() unannotated
 
 
+def replication_config(factor: int) -> ReplicationConfigCreate | None:
+    """Replicas per shard; None (the server's REPLICATION_MINIMUM_FACTOR, 1 by default) for a factor of 1.
+
+    Deletes then re-upserts of one asset are normal here, so a conflict between a replica that missed a
+    delete and one that has it goes to the newer of the two (neither "deleted wins" nor no resolution).
+    """
+    if factor <= 1:
+        return None
+    return Configure.replication(factor=factor, deletion_strategy=ReplicationDeletionStrategy.TIME_BASED_RESOLUTION)
+
+
 @dataclass(frozen=True)
 class SchemaView:
-    """What the store knows of the collection: property name -> type, and the named vectors."""
+    """What the store knows of the collection: property name -> type, the named vectors, replicas per shard."""
 
     properties: dict[str, PropKind]
     vectors: frozenset[str]
+    replication_factor: int = 1
 
     @classmethod
     def of(cls, config: CollectionConfig) -> SchemaView:
@@ -156,7 +175,8 @@ class SchemaView:
                 props[prop.name] = PropKind(prop.data_type.value)
             except ValueError:
                 continue  # a type the store never creates (someone edited the schema); not filterable
-        return cls(props, frozenset((config.vector_config or {}).keys()))
+        factor = config.replication_config.factor if config.replication_config else 1
+        return cls(props, frozenset((config.vector_config or {}).keys()), factor)
 
     def field_kind(self, field: str) -> tuple[str, PropKind] | None:
         """(property name, type) of a filter field: a builtin field or a metadata key."""

@@ -2,7 +2,8 @@
 
 One instance per process, started once (``async with AssetStore(...)``) and shared by all tasks on the
 event loop. Every call runs under ``settings.timeout_s`` and raises StoreUnavailable when Weaviate is
-down or slow, so callers back off without knowing the client's exceptions.
+down or slow, so callers back off without knowing the client's exceptions. On a cluster it uses one node at
+a time and moves on when that one goes away (nodes.py); writes wait longer there (cluster_write_timeout_s).
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ import asyncio
 import base64
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import weaviate
-from pydantic import ValidationError
-from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+from weaviate.classes.config import ConsistencyLevel, Property
 from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.client import WeaviateAsyncClient
+from weaviate.collections.classes.config_vectors import VectorConfigCreate
 from weaviate.collections.collection import CollectionAsync
 from weaviate.exceptions import WeaviateInsertManyAllFailedError
 
@@ -27,8 +28,9 @@ from services.config import WeaviateSettings
 from services.errors import ConfigError
 from services.lifecycle import AsyncResource
 from services.store.errors import InvalidQuery, StoreError, StoreUnavailable, UnknownField, WriteRejected
-from services.store.failures import Call, calling, is_transient_message
+from services.store.failures import Call, calling, cause_of_message, is_transient_message
 from services.store.models import AssetObject, Hit, SearchQuery, StoredAsset, StoredState, asset_uuid
+from services.store.nodes import NodeClient
 from services.store.reads import hit, search_filter, stored_asset, stored_state, vectors_of
 from services.store.schema import (
     RESULT_PROPERTIES,
@@ -37,6 +39,7 @@ from services.store.schema import (
     SchemaView,
     base_properties,
     meta_property_config,
+    replication_config,
     vector_config,
 )
 from services.store.writes import (
@@ -64,6 +67,14 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+def _adding_property(prop: Property) -> Callable[[Collection], Awaitable[object]]:
+    return lambda col: col.config.add_property(prop)
+
+
+def _adding_vectors(configs: list[VectorConfigCreate]) -> Callable[[Collection], Awaitable[object]]:
+    return lambda col: col.config.add_vector(vector_config=configs)
+
+
 class AssetStore(AsyncResource):
     """The asset collection. ``spaces`` maps each embedding space (a named vector) to its dimension."""
 
@@ -81,60 +92,66 @@ class AssetStore(AsyncResource):
         self.name = name
         self._spaces = dict(spaces)
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._client: WeaviateAsyncClient | None = None
-        self._handle: Collection | None = None
+        self._nodes = NodeClient(settings)
+        replicated = bool(settings.nodes) or settings.replication_factor > 1
+        self._write_timeout_s = max(settings.timeout_s, settings.cluster_write_timeout_s if replicated else 0.0)
+        self._reads_at = ConsistencyLevel(settings.read_consistency)
+        self._writes_at = ConsistencyLevel(settings.write_consistency)
+        # Collection handles are local objects (no request), built once per client since every call uses them.
+        self._handles_of: WeaviateAsyncClient | None = None
+        self._handles: dict[ConsistencyLevel | None, Collection] = {}
         self._schema: SchemaView | None = None
         self._schema_lock = asyncio.Lock()
 
     # -- lifecycle --
 
     async def start(self) -> None:
-        """Connect (REST and gRPC). Raises StoreUnavailable when Weaviate cannot be reached."""
-        if self._client is not None:
-            return
-        t = self._s.timeout_s
-        try:
-            client = weaviate.use_async_with_custom(
-                http_host=self._s.host, http_port=self._s.http_port, http_secure=self._s.secure,
-                grpc_host=self._s.host, grpc_port=self._s.grpc_port, grpc_secure=self._s.secure,
-                additional_config=AdditionalConfig(timeout=Timeout(query=t, insert=t, init=t)),
-                auth_credentials=Auth.api_key(self._s.api_key.get_secret_value()) if self._s.api_key else None,
-                # The init checks call pypi.org on every connect (a version nag): no outside calls from here.
-                skip_init_checks=True,
-            )
-        except ValidationError as e:  # the client validates its connection parameters with pydantic
-            raise ConfigError(f"Weaviate connection settings: {e}") from e
-        try:
-            async with calling("connect", Call.ADMIN, t):
-                await client.connect()
-        except StoreError:
-            await client.close()
-            raise
-        self._client = client
+        """Connect (REST and gRPC) to the first node that answers. Raises StoreUnavailable when none does."""
+        await self._nodes.start()
 
     async def close(self) -> None:
-        client, self._client, self._handle = self._client, None, None
-        if client is not None:
-            await client.close()
+        self._handles_of, self._handles = None, {}
+        await self._nodes.close()
 
+    @asynccontextmanager
+    async def _calling(self, what: str, call: Call) -> AsyncIterator[None]:
+        """``calling`` on the node in use. After a retriable failure the next call first checks that node
+        and moves to another one when it is gone: so the body must reach the client from inside."""
+        await self._nodes.recheck()
+        try:
+            async with calling(what, call, self._write_timeout_s if call is Call.WRITE else self._s.timeout_s):
+                yield
+        except StoreUnavailable:
+            self._nodes.suspect()
+            raise
 
     def _connected(self) -> WeaviateAsyncClient:
-        if self._client is None:
+        if self._nodes.client is None:
             raise StoreError("the store is not started: call start() or use `async with`")
-        return self._client
+        return self._nodes.client
 
-    def _collection(self) -> Collection:
-        if self._handle is None:  # a local object (no request), built once since every call uses it
-            self._handle = self._connected().collections.use(self.name)
-        return self._handle
+    def _collection(self, level: ConsistencyLevel | None = None) -> Collection:
+        client = self._connected()
+        if self._handles_of is not client:  # started, or moved to another node
+            self._handles_of, self._handles = client, {}
+        if level not in self._handles:
+            base = client.collections.use(self.name)
+            self._handles[level] = base if level is None else base.with_consistency_level(level)
+        return self._handles[level]
+
+    def _reads(self) -> Collection:
+        return self._collection(self._reads_at)
+
+    def _writes(self) -> Collection:
+        return self._collection(self._writes_at)
 
     async def ready(self) -> bool:
         """Weaviate answers and the collection exists."""
-        if self._client is None:
+        if self._nodes.client is None:
             return False
         try:
-            async with calling("ready", Call.ADMIN, self._s.timeout_s):
-                return await self._client.collections.exists(self.name)
+            async with self._calling("ready", Call.ADMIN):
+                return await self._connected().collections.exists(self.name)
         except StoreError:
             return False
 
@@ -157,36 +174,40 @@ class AssetStore(AsyncResource):
                 if attempt == _SCHEMA_ATTEMPTS:
                     break
                 if view is None:
-                    last_error = await self._attempt("create collection", self._create())
+                    last_error = await self._attempt("create collection", lambda _: self._create())
                     continue
-                col = self._collection()
+                self._check_replication(view)
                 if missing:
                     configs = [vector_config(s) for s in missing]
-                    last_error = await self._attempt(
-                        f"add vectors {missing}", col.config.add_vector(vector_config=configs)
-                    )
+                    last_error = await self._attempt(f"add vectors {missing}", _adding_vectors(configs))
                 for prop in props:
-                    change = col.config.add_property(prop)
-                    last_error = await self._attempt(f"add property {prop.name}", change)
+                    last_error = await self._attempt(f"add property {prop.name}", _adding_property(prop))
         raise StoreError(f"collection {self.name} not set up after {_SCHEMA_ATTEMPTS} rounds: {last_error}")
 
     async def drop_collection(self) -> None:
         """Delete the collection and everything in it (tests, and re-indexing from the topic)."""
-        async with self._schema_lock, calling("drop collection", Call.ADMIN, self._s.timeout_s):
+        async with self._schema_lock, self._calling("drop collection", Call.ADMIN):
             await self._connected().collections.delete(self.name)
-        self._handle = None
+        self._handles = {}
         self._schema = None
 
     async def _create(self) -> None:
         await self._connected().collections.create(
-            self.name, properties=base_properties(), vector_config=[vector_config(s) for s in self._spaces]
+            self.name, properties=base_properties(), vector_config=[vector_config(s) for s in self._spaces],
+            replication_config=replication_config(self._s.replication_factor),
         )
 
-    async def _attempt(self, what: str, change: Awaitable[object]) -> StoreError | None:
+    def _check_replication(self, view: SchemaView) -> None:
+        if view.replication_factor < self._s.replication_factor:
+            log.warning("collection %s keeps %d replica(s) per shard, not the %d configured: a collection's "
+                        "factor is set when it is created", self.name, view.replication_factor,
+                        self._s.replication_factor)
+
+    async def _attempt(self, what: str, change: Callable[[Collection], Awaitable[object]]) -> StoreError | None:
         """Run one schema change; a refusal is returned (the caller re-reads), unavailability raised."""
         try:
-            async with calling(what, Call.ADMIN, self._s.timeout_s):
-                await change
+            async with self._calling(what, Call.ADMIN):
+                await change(self._collection())
         except StoreUnavailable:
             raise
         except StoreError as e:
@@ -195,9 +216,8 @@ class AssetStore(AsyncResource):
         return None
 
     async def _read_schema(self) -> SchemaView | None:
-        client = self._connected()
-        async with calling("read schema", Call.ADMIN, self._s.timeout_s):
-            if not await client.collections.exists(self.name):
+        async with self._calling("read schema", Call.ADMIN):
+            if not await self._connected().collections.exists(self.name):
                 return None
             config = await self._collection().config.get()
         self._schema = SchemaView.of(config)
@@ -223,11 +243,9 @@ class AssetStore(AsyncResource):
             return view
         async with self._schema_lock:
             view = await self._reread()  # another worker may have added some meanwhile
-            col = self._collection()
             for name, kind in wanted.items():
                 if name not in view.properties:
-                    await self._attempt(f"add property {name}", col.config.add_property(
-                        meta_property_config(name, kind)))
+                    await self._attempt(f"add property {name}", _adding_property(meta_property_config(name, kind)))
             return await self._reread()
 
     # -- writes --
@@ -256,9 +274,9 @@ class AssetStore(AsyncResource):
 
     async def _insert(self, chunk: Sequence[tuple[str, WeaviateObject]]) -> dict[str, StoreError]:
         all_failed: str | None = None
-        async with calling("batch write", Call.WRITE, self._s.timeout_s):
+        async with self._calling("batch write", Call.WRITE):
             try:
-                result = await self._collection().data.insert_many([o for _, o in chunk])
+                result = await self._writes().data.insert_many([o for _, o in chunk])
             except WeaviateInsertManyAllFailedError as e:
                 # The client drops the per-object errors when every object fails.
                 all_failed = str(e).split("Here is the set of all errors: ", 1)[-1]
@@ -270,7 +288,7 @@ class AssetStore(AsyncResource):
         self, chunk: Sequence[tuple[str, WeaviateObject]], message: str
     ) -> dict[str, StoreError]:
         if is_transient_message(message):
-            raise StoreUnavailable(f"batch write: {message}")
+            raise StoreUnavailable(f"batch write: {message}", cause=cause_of_message(message))
         if len(chunk) == 1:
             return {chunk[0][0]: rejected(chunk[0][0], message)}
         log.warning("all %d objects of a batch failed; writing them one by one for their errors", len(chunk))
@@ -281,8 +299,8 @@ class AssetStore(AsyncResource):
 
     async def _delete(self, asset_ids: Sequence[str]) -> None:
         where = Filter.by_id().contains_any([asset_uuid(a) for a in asset_ids])
-        async with calling("batch delete", Call.WRITE, self._s.timeout_s):
-            result = await self._collection().data.delete_many(where=where)
+        async with self._calling("batch delete", Call.WRITE):
+            result = await self._writes().data.delete_many(where=where)
         if result.failed:
             raise StoreUnavailable(f"batch delete: {result.failed} of {len(asset_ids)} deletes failed")
 
@@ -292,8 +310,8 @@ class AssetStore(AsyncResource):
         """What is stored for these assets (missing ones are absent from the result)."""
         found: dict[str, StoredState] = {}
         for ids in _chunks(list(dict.fromkeys(asset_ids)), _ID_CHUNK):
-            async with calling("read states", Call.QUERY, self._s.timeout_s):
-                result = await self._collection().query.fetch_objects(
+            async with self._calling("read states", Call.QUERY):
+                result = await self._reads().query.fetch_objects(
                     filters=Filter.by_id().contains_any([asset_uuid(a) for a in ids]), limit=len(ids),
                     return_properties=STATE_PROPERTIES, include_vector=with_vectors,
                 )
@@ -303,15 +321,15 @@ class AssetStore(AsyncResource):
         return found
 
     async def get(self, asset_id: str) -> StoredAsset | None:
-        async with calling("get asset", Call.QUERY, self._s.timeout_s):
-            obj = await self._collection().query.fetch_object_by_id(
+        async with self._calling("get asset", Call.QUERY):
+            obj = await self._reads().query.fetch_object_by_id(
                 asset_uuid(asset_id), include_vector=True, return_properties=RESULT_PROPERTIES
             )
         return None if obj is None else stored_asset(obj.properties, list(obj.vector))
 
     async def thumbnail(self, asset_id: str) -> bytes | None:
-        async with calling("get thumbnail", Call.QUERY, self._s.timeout_s):
-            obj = await self._collection().query.fetch_object_by_id(
+        async with self._calling("get thumbnail", Call.QUERY):
+            obj = await self._reads().query.fetch_object_by_id(
                 asset_uuid(asset_id), return_properties=["thumbnail"]
             )
         blob = None if obj is None else obj.properties.get("thumbnail")
@@ -320,16 +338,16 @@ class AssetStore(AsyncResource):
     async def vector_of(self, asset_id: str, space: str) -> list[float] | None:
         """The asset's vector in ``space`` (for "more like this"); None if the asset or vector is missing."""
         await self._known_space(space)
-        async with calling("get vector", Call.QUERY, self._s.timeout_s):
-            obj = await self._collection().query.fetch_object_by_id(
+        async with self._calling("get vector", Call.QUERY):
+            obj = await self._reads().query.fetch_object_by_id(
                 asset_uuid(asset_id), include_vector=[space], return_properties=["asset_id"]
             )
         vector = None if obj is None else obj.vector.get(space)
         return None if vector is None else vectors_of({space: vector})[space]
 
     async def count(self) -> int:
-        async with calling("count", Call.QUERY, self._s.timeout_s):
-            result = await self._collection().aggregate.over_all(total_count=True)
+        async with self._calling("count", Call.QUERY):
+            result = await self._reads().aggregate.over_all(total_count=True)
         return result.total_count or 0
 
     async def _known_space(self, space: str) -> SchemaView:
@@ -352,11 +370,11 @@ class AssetStore(AsyncResource):
             where = search_filter(q, view)
         except UnknownField:
             where = search_filter(q, await self._view(refresh=True))  # another worker may have added it
-        query = self._collection().query
         common: dict[str, Any] = {
             "limit": q.limit, "offset": q.offset, "filters": where, "return_properties": RESULT_PROPERTIES,
         }
-        async with calling("search", Call.QUERY, self._s.timeout_s):
+        async with self._calling("search", Call.QUERY):
+            query = self._reads().query
             if q.mode == "vector":
                 assert q.vector is not None  # SearchQuery checked it
                 result = await query.near_vector(

@@ -89,6 +89,20 @@ def upsert(rng: random.Random, aid: str) -> dict[str, Any]:
             "metadata": meta}
 
 
+def churn(n_events: int, *, seed: int, n_assets: int = 400) -> Scenario:
+    """Upserts of images and texts with updates and deletes: a third of the assets are 12x12 PNGs."""
+    rng = random.Random(seed)
+    sc = Scenario()
+    assets = [f"img-{i}" if i % 3 == 0 else f"txt-{i}" for i in range(n_assets)]
+    while len(sc.events) < n_events:
+        aid = rng.choice(assets)
+        if aid in sc.state and rng.random() < 0.1:
+            sc.good({"asset_id": aid, "op": "delete"})
+        else:
+            sc.good(upsert(rng, aid))
+    return sc
+
+
 def mixed(seed: int, files_root: Path) -> Scenario:
     """500 events on images, texts and audio clips interleaved: updates, metadata-only updates, deletes,
     unknown deletes, same-batch pairs, 30 bad ones."""

@@ -15,7 +15,7 @@ from services.monitoring.lag import LagReader
 from services.publish import EventPublisher
 from services.store import AssetStore
 from tests.harness.lanes import Lane, WorkerProcess, wait_stored
-from tests.integration.ingest.scenario import Scenario, upsert
+from tests.integration.ingest.scenario import churn
 
 pytestmark = pytest.mark.integration
 N_EVENTS = 2000
@@ -30,19 +30,6 @@ async def lane(stack: Any, unique_name: str, tmp_path: Path) -> AsyncIterator[La
         await store.drop_collection()
 
 
-def scenario(seed: int) -> Scenario:
-    rng = random.Random(seed)
-    sc = Scenario()
-    assets = [f"img-{i}" if i % 3 == 0 else f"txt-{i}" for i in range(400)]
-    while len(sc.events) < N_EVENTS:
-        aid = rng.choice(assets)
-        if aid in sc.state and rng.random() < 0.1:
-            sc.good({"asset_id": aid, "op": "delete"})
-        else:
-            sc.good(upsert(rng, aid))
-    return sc
-
-
 async def committed_total(lane: Lane) -> int:
     async with LagReader(lane.kafka) as reader:
         return sum((await reader.committed()).values())
@@ -50,7 +37,7 @@ async def committed_total(lane: Lane) -> int:
 
 async def test_kill_9_three_times_then_exact_state(lane: Lane) -> None:
     rng = random.Random(11)
-    sc = scenario(seed=3)
+    sc = churn(N_EVENTS, seed=3)
     async with EventPublisher(lane.kafka) as pub:
         published = await pub.publish_many_raw([(e.key, e.value) for e in sc.events])
     worker = WorkerProcess(lane)

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import random
-
 from services.monitoring.lag import LagReader
 from services.publish import EventPublisher, Published
 from services.store import AssetStore
 from tests.harness.lanes import Lane, read_dead_letters
-from tests.integration.ingest.scenario import Scenario, Sent, upsert
+from tests.integration.ingest.scenario import Scenario, Sent, churn
 
-
-def churn(n_events: int, *, seed: int, n_assets: int = 400) -> Scenario:
-    """Upserts of images and texts with updates and deletes: a third of the assets are 12x12 PNGs."""
-    rng = random.Random(seed)
-    sc = Scenario()
-    assets = [f"img-{i}" if i % 3 == 0 else f"txt-{i}" for i in range(n_assets)]
-    while len(sc.events) < n_events:
-        aid = rng.choice(assets)
-        if aid in sc.state and rng.random() < 0.1:
-            sc.good({"asset_id": aid, "op": "delete"})
-        else:
-            sc.good(upsert(rng, aid))
-    return sc
+__all__ = ["assert_exact", "churn", "committed_total", "publish"]
 
 
 async def publish(lane: Lane, events: list[Sent]) -> list[Published]:

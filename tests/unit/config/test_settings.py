@@ -59,3 +59,33 @@ def test_a_space_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XMODAL_SPACES__CLIP__ENABLED", "false")
     monkeypatch.setenv("XMODAL_SPACES__OTHER__NAME", "/models/other")
     assert list(enabled_spaces(WorkerSettings().spaces)) == ["clap", "other"]
+
+
+def test_weaviate_nodes_are_host_http_grpc_triples(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XMODAL_WEAVIATE__NODES", "127.0.0.1:8090:50061, 127.0.0.1:8100:50071")
+    w = WorkerSettings().weaviate
+    assert [str(e) for e in w.endpoints()] == ["127.0.0.1:8080:50051", "127.0.0.1:8090:50061", "127.0.0.1:8100:50071"]
+    monkeypatch.setenv("XMODAL_WEAVIATE__NODES", '["127.0.0.1:8080:50051", "h2:1:2"]')  # JSON too; host once
+    assert [str(e) for e in GatewaySettings().weaviate.endpoints()] == ["127.0.0.1:8080:50051", "h2:1:2"]
+    monkeypatch.setenv("XMODAL_WEAVIATE__NODES", "h2:8090")
+    with pytest.raises(ValueError, match="host:http_port:grpc_port"):
+        WorkerSettings()
+
+
+def test_consistency_defaults_give_read_your_writes() -> None:
+    w = WorkerSettings().weaviate
+    assert (w.nodes, w.replication_factor) == ([], 1)
+    assert (w.write_consistency, w.read_consistency) == ("QUORUM", "QUORUM")  # 2 + 2 > 3 replicas
+
+
+def test_cluster_nodes_get_strided_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XMODAL_NODES", "3")
+    s = StackSettings()
+    assert s.nodes == 3
+    assert [s.node_port(s.kafka_port, i) for i in (1, 2, 3)] == [9092, 9102, 9112]
+    assert [s.node_port(s.weaviate.grpc_port, i) for i in (1, 2, 3)] == [50051, 50061, 50071]
+    with pytest.raises(ValueError, match="raft_rpc_port = weaviate_raft_port \\+ 1"):
+        StackSettings(weaviate_raft_rpc_port=8399)
+    with pytest.raises(ValueError, match="ports overlap"):
+        StackSettings(weaviate_data_port=7956)  # node 2's gossip port
+    assert StackSettings(nodes=1, weaviate_raft_rpc_port=8399).nodes == 1  # one node: anything goes

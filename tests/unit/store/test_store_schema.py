@@ -6,6 +6,7 @@ import itertools
 import re
 
 import pytest
+from weaviate.classes.config import ReplicationDeletionStrategy
 
 from services.store.schema import (
     BUILTIN_FIELDS,
@@ -15,6 +16,7 @@ from services.store.schema import (
     kind_of,
     meta_property,
     meta_property_config,
+    replication_config,
     vector_config,
 )
 
@@ -94,3 +96,12 @@ def test_field_kind_prefers_builtin_fields() -> None:
     assert view.field_kind("modality") == ("modality", PropKind.TEXT)
     assert view.field_kind("size") == ("meta_size", PropKind.NUMBER)
     assert view.field_kind("missing") is None
+
+
+def test_replication_is_left_to_the_server_for_one_copy() -> None:
+    assert replication_config(1) is None  # the server's REPLICATION_MINIMUM_FACTOR then decides
+    three = replication_config(3)
+    assert three is not None and three.factor == 3
+    # deletes then re-upserts of one asset are normal: a conflict goes to the newer of delete and write
+    assert three.deletionStrategy is ReplicationDeletionStrategy.TIME_BASED_RESOLUTION
+    assert SchemaView({}, frozenset()).replication_factor == 1
