@@ -109,8 +109,8 @@ class NodeClient:
         task.add_done_callback(self._closing.discard)
 
     async def _close_later(self, client: WeaviateAsyncClient) -> None:
-        try:
-            await asyncio.sleep(self._s.timeout_s)  # the calls in flight on it end by then
+        try:  # the calls in flight on it end by then (a write may take the longer cluster timeout)
+            await asyncio.sleep(max(self._s.timeout_s, self._s.cluster_write_timeout_s) + 1.0)
         finally:
             await client.close()
 
