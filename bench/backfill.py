@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import platform
 import re
@@ -32,8 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from bench.common import freshness_quantiles, histogram, percentile, publish_at_rate, sample_events
 from cli.invoke import XMODAL, with_root
@@ -215,19 +212,6 @@ def table(rows: list[dict[str, Any]], capacity: float) -> str:
     return f"worker throughput: {capacity:.0f} events/s (50% images, 50% texts)\n{body}"
 
 
-async def drop(lane: Lane) -> None:
-    """Remove the lane's collection and topics (the backfills leave tens of thousands of records)."""
-    async with AssetStore(lane.weaviate, {"clip": 1}) as store:
-        await store.drop_collection()
-    admin = AIOKafkaAdminClient(bootstrap_servers=lane.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        with contextlib.suppress(KafkaError):
-            await admin.delete_topics([lane.kafka.topic, lane.kafka.dlq_topic])
-    finally:
-        await admin.close()
-
-
 async def main(args: argparse.Namespace) -> int:
     stack = LocalStack()
     if not stack.healthy():
@@ -257,7 +241,7 @@ async def main(args: argparse.Namespace) -> int:
                                         **common))
         finally:
             worker.stop()
-            await drop(lane)
+            await lane.drop()  # the backfills leave tens of thousands of records
     spaces = enabled_spaces(WorkerSettings().spaces)
     model = " + ".join(f"{name}: {m.name}" for name, m in spaces.items())
     print(f"spaces: {model}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from cli.invoke import XMODAL, with_root
 from cli.publish import targets_of
@@ -24,6 +27,7 @@ from services.config import KafkaSettings, WeaviateSettings
 from services.localstack.kafka import ensure_topics
 from services.monitoring.lag import LagReader
 from services.publish import Published
+from services.store import AssetStore
 
 
 def free_port() -> int:
@@ -64,6 +68,19 @@ class Lane:
     async def create_topics(self) -> None:
         await ensure_topics(self.kafka.bootstrap_servers,
                             {self.kafka.topic: self.partitions, self.kafka.dlq_topic: self.partitions})
+
+    async def drop(self, *, collection: bool = True) -> None:
+        """Remove the lane's topics (and its collection): tests and benches share one broker and Weaviate."""
+        if collection:
+            async with AssetStore(self.weaviate, {"clip": 1}) as store:
+                await store.drop_collection()
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka.bootstrap_servers)
+        await admin.start()
+        try:
+            with contextlib.suppress(KafkaError):
+                await admin.delete_topics([self.kafka.topic, self.kafka.dlq_topic])
+        finally:
+            await admin.close()
 
 
 class WorkerProcess:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import random
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -35,26 +34,13 @@ from services.monitoring.lag import LagReader
 from services.publish import EventPublisher, Published
 from services.store import AssetStore, SearchQuery, StoreUnavailable
 from tests.harness.lanes import Lane, WorkerProcess, read_dead_letters, wait_stored
-from tests.integration.ingest.scenario import Scenario, Sent, upsert
+from tests.integration.ingest.scenario import Scenario, Sent, churn
 
 pytestmark = pytest.mark.integration
 STORE_TIMEOUT_S = 3.0  # per call: how long a call to a node that just died takes to fail
 #: Longest stretch without an answered search: a search on the dead node times out, the next one moves.
 SEARCH_GAP_BOUND_S = 3 * STORE_TIMEOUT_S + 5.0
 CATCH_UP_S = 180.0  # generous bound for a restarted node to hold everything (async replication, ISR)
-
-
-def scenario(n_events: int, seed: int) -> Scenario:
-    rng = random.Random(seed)
-    sc = Scenario()
-    assets = [f"img-{i}" if i % 4 == 0 else f"txt-{i}" for i in range(max(40, n_events // 5))]
-    while len(sc.events) < n_events:
-        aid = rng.choice(assets)
-        if aid in sc.state and rng.random() < 0.1:
-            sc.good({"asset_id": aid, "op": "delete"})
-        else:
-            sc.good(upsert(rng, aid))
-    return sc
 
 
 @dataclass
@@ -251,7 +237,7 @@ async def every_copy(stack: LocalStack, collection: str, ids: list[str]) -> dict
 
 
 async def exercise(stack: LocalStack, lane: Lane, n_events: int, outages: list[Outage], seed: int) -> None:
-    sc = scenario(n_events, seed)
+    sc = churn(n_events, seed=seed, n_assets=max(40, n_events // 5), image_every=4)
     ids = sorted({e.key.decode() for e in sc.events if e.key})
     worker = WorkerProcess(lane)
     searches, stop = Searches(), asyncio.Event()

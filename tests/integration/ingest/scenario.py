@@ -89,11 +89,11 @@ def upsert(rng: random.Random, aid: str) -> dict[str, Any]:
             "metadata": meta}
 
 
-def churn(n_events: int, *, seed: int, n_assets: int = 400) -> Scenario:
-    """Upserts of images and texts with updates and deletes: a third of the assets are 12x12 PNGs."""
+def churn(n_events: int, *, seed: int, n_assets: int = 400, image_every: int = 3) -> Scenario:
+    """Upserts of images and texts with updates and deletes: one asset in ``image_every`` is a 12x12 PNG."""
     rng = random.Random(seed)
     sc = Scenario()
-    assets = [f"img-{i}" if i % 3 == 0 else f"txt-{i}" for i in range(n_assets)]
+    assets = [f"img-{i}" if i % image_every == 0 else f"txt-{i}" for i in range(n_assets)]
     while len(sc.events) < n_events:
         aid = rng.choice(assets)
         if aid in sc.state and rng.random() < 0.1:

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
-
 from schemas.asset_event import AssetEvent
-from services.store import AssetStore
 from tests.harness.lanes import Lane, WorkerProcess
 
 T0 = datetime(2026, 11, 27, 9, tzinfo=UTC)
@@ -48,12 +43,4 @@ async def eventually(check: Callable[[], bool], what: str, timeout_s: float = 60
 
 async def remove_lane(lane: Lane) -> None:
     """Drop the lane's collection and topics (tests share one broker and one Weaviate)."""
-    async with AssetStore(lane.weaviate, {"clip": 1}) as store:
-        await store.drop_collection()
-    admin = AIOKafkaAdminClient(bootstrap_servers=lane.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        with contextlib.suppress(KafkaError):
-            await admin.delete_topics([lane.kafka.topic, lane.kafka.dlq_topic])
-    finally:
-        await admin.close()
+    await lane.drop()

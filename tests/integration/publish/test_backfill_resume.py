@@ -5,7 +5,6 @@ rerun starts after them, not from event 0."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -18,8 +17,6 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from cli.invoke import XMODAL, with_root
 from services.publish.checkpoint import CheckpointFile
@@ -36,13 +33,7 @@ async def lane(stack: Any, unique_name: str, tmp_path: Path) -> AsyncIterator[La
     lane = Lane(unique_name, tmp_path)
     await lane.create_topics()
     yield lane
-    admin = AIOKafkaAdminClient(bootstrap_servers=lane.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        with contextlib.suppress(KafkaError):
-            await admin.delete_topics([lane.kafka.topic, lane.kafka.dlq_topic])
-    finally:
-        await admin.close()
+    await lane.drop(collection=False)
 
 
 def write_source(path: Path) -> Path:
