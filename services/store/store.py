@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 _SPACE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,229}$")
 _COLLECTION = re.compile(r"^[A-Z][_0-9A-Za-z]{0,254}$")
 _WRITE_CHUNK = 256  # objects per gRPC batch request
+_EXISTS_CONCURRENCY = 16  # existence checks in flight at once (replicated collections)
 _ID_CHUNK = 1000  # ids per delete / state lookup (Weaviate caps a result window at 10,000)
 _SCHEMA_ATTEMPTS = 5  # rounds of read-create/extend-reread when workers race on the schema
 
@@ -307,9 +308,48 @@ class AssetStore(AsyncResource):
     # -- reads --
 
     async def states(self, asset_ids: Sequence[str], *, with_vectors: bool = False) -> dict[str, StoredState]:
-        """What is stored for these assets (missing ones are absent from the result)."""
+        """What is stored for these assets (missing ones are absent from the result).
+
+        On a replicated collection an asset the search did not find is confirmed missing by the replicas
+        (at the read consistency) before it is reported missing: see ``_confirm_missing``.
+        """
+        ids = list(dict.fromkeys(asset_ids))
+        found = await self._search_states(ids, with_vectors)
+        missing = [a for a in ids if a not in found]
+        if missing and (await self._view()).replication_factor > 1:
+            found |= await self._confirm_missing(missing, with_vectors)
+        return found
+
+    async def _confirm_missing(self, asset_ids: list[str], with_vectors: bool) -> dict[str, StoredState]:
+        """Ask the replicas whether objects a search missed exist, and read again the ones that do.
+
+        A filtered search reads one replica per shard (the node's own first) and checks only the objects
+        it found against the other replicas. A replica that lacks an object (its node was down during the
+        write and is not repaired yet) makes the object look absent, and the worker would then store an
+        older event over a newer one. An existence check at the read consistency asks a quorum and
+        repairs the stale replica, so the second search finds the object. One that is still not found
+        raises StoreUnavailable: the batch is retried, never decided on a stale read.
+        """
+        gate = asyncio.Semaphore(_EXISTS_CONCURRENCY)
+
+        async def exists(asset_id: str) -> bool:
+            async with gate, self._calling("confirm missing", Call.QUERY):
+                return await self._reads().data.exists(asset_uuid(asset_id))
+
+        present = [a for a, e in zip(asset_ids, await asyncio.gather(*map(exists, asset_ids)), strict=True) if e]
+        if not present:
+            return {}
+        log.info("%d object(s) a search missed exist on the replicas (a replica is catching up): reading "
+                 "them again", len(present))
+        found = await self._search_states(present, with_vectors)
+        if lagging := [a for a in present if a not in found]:
+            raise StoreUnavailable(f"{len(lagging)} object(s) exist on the replicas but the node read lacks "
+                                   f"them (e.g. {lagging[0]!r}); a replica is catching up: retrying")
+        return found
+
+    async def _search_states(self, asset_ids: list[str], with_vectors: bool) -> dict[str, StoredState]:
         found: dict[str, StoredState] = {}
-        for ids in _chunks(list(dict.fromkeys(asset_ids)), _ID_CHUNK):
+        for ids in _chunks(asset_ids, _ID_CHUNK):
             async with self._calling("read states", Call.QUERY):
                 result = await self._reads().query.fetch_objects(
                     filters=Filter.by_id().contains_any([asset_uuid(a) for a in ids]), limit=len(ids),

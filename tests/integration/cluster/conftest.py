@@ -30,7 +30,7 @@ def cluster_settings(state_dir: Path) -> StackSettings:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # one cluster for the tests of this folder
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     state_dir = tmp_path_factory.mktemp("cluster")
     stack = LocalStack(cluster_settings(state_dir))
