@@ -19,7 +19,7 @@ from enum import Enum
 
 import httpx
 from grpc import StatusCode  # type: ignore[import-untyped]
-from grpc.aio import AioRpcError  # type: ignore[import-untyped]
+from grpc.aio import AioRpcError, UsageError  # type: ignore[import-untyped]
 from weaviate.exceptions import (
     UnexpectedStatusCodeError,
     WeaviateBaseError,
@@ -70,6 +70,8 @@ def translate(error: BaseException, what: str, call: Call) -> StoreError:
         return StoreUnavailable(f"{what}: Weaviate did not answer in time", cause="store_timeout")
     if isinstance(error, _TRANSIENT_TYPES):
         return StoreUnavailable(text)
+    if isinstance(error, UsageError):  # a call on a gRPC channel closed under it (failover to another node)
+        return StoreUnavailable(text)
     if isinstance(error, AioRpcError):
         if error.code() not in _TRANSIENT_CODES:
             return _permanent(text, call)
@@ -119,5 +121,5 @@ async def calling(what: str, call: Call, timeout_s: float) -> AsyncIterator[None
             yield
     except StoreError:
         raise
-    except (TimeoutError, WeaviateBaseError, httpx.HTTPError, AioRpcError) as e:
+    except (TimeoutError, WeaviateBaseError, httpx.HTTPError, AioRpcError, UsageError) as e:
         raise translate(e, what, call) from e

@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 import pytest
+from grpc.aio import UsageError  # type: ignore[import-untyped]
 from weaviate.exceptions import (
     UnexpectedStatusCodeError,
     WeaviateBatchError,
@@ -40,6 +41,7 @@ def status_error(code: int) -> UnexpectedStatusCodeError:
         WeaviateBatchError("<AioRpcError of RPC: status = StatusCode.DEADLINE_EXCEEDED>"),
         httpx.ConnectError("refused"),
         TimeoutError(),
+        UsageError("Channel is closed"),  # a call on the channel of a node the store just left
     ],
 )
 def test_down_slow_or_overloaded_is_retriable(error: BaseException) -> None:
