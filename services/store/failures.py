@@ -39,6 +39,8 @@ _TRANSIENT_MARKERS = (
     "failed to connect", "socket closed", "connection reset", "broken pipe", "timed out", "timeout",
     "too many requests", "read-only", "readonly", "context canceled", "not enough replicas",
     "goaway", "stream removed", "shutting down",
+    # a node that is back from an outage and has the class in its schema but not yet its local index
+    "non-existing index",
 )
 _TRANSIENT_TYPES = (
     WeaviateConnectionError, WeaviateTimeoutError, WeaviateGRPCUnavailableError, WeaviateRetryError,

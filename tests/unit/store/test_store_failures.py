@@ -38,6 +38,8 @@ def status_error(code: int) -> UnexpectedStatusCodeError:
         status_error(503),
         status_error(500),
         WeaviateQueryError("failed to connect to all addresses; last error: UNAVAILABLE", "GRPC search"),
+        WeaviateQueryError("explorer: get class: vector search: tried to browse non-existing index for Asset",
+                           "GRPC search"),  # a restarted cluster node that has not loaded the shard yet
         WeaviateBatchError("<AioRpcError of RPC: status = StatusCode.DEADLINE_EXCEEDED>"),
         httpx.ConnectError("refused"),
         TimeoutError(),
