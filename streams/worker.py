@@ -8,11 +8,16 @@ with exit status 3. Nothing is lost either way: no event is acked before its eff
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
 import threading
+import time
 from typing import Any
+
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaError
 
 from services.config import WorkerSettings, enabled_spaces
 from services.embedding.model import load_embedder
@@ -25,6 +30,10 @@ from streams.web import WorkerHealth, WorkerWeb, bind
 _FAUST_LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "warning": "warn", "error": "error"}
 #: Exit status when the shutdown bound passed before the worker had stopped.
 FORCED_EXIT = 3
+#: Exit status when Kafka did not answer within XMODAL_START_WAIT_S.
+NO_KAFKA_EXIT = 4
+#: Longest pause between two tries to reach Kafka at start.
+START_RETRY_MAX_S = 10.0
 log = logging.getLogger("xmodal.worker")
 
 
@@ -52,6 +61,49 @@ class ShutdownWatchdog:
         os._exit(FORCED_EXIT)
 
 
+async def kafka_answers(bootstrap_servers: str, timeout_s: float = 5.0) -> str | None:
+    """None when a broker answered a metadata request, else why not."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000))
+    try:
+        async with asyncio.timeout(timeout_s * 2):
+            await client.bootstrap()
+        return None
+    except (KafkaError, OSError, TimeoutError) as e:
+        return str(e) or type(e).__name__
+    finally:
+        await client.close()
+
+
+def wait_for_kafka(settings: WorkerSettings, health: WorkerHealth) -> None:
+    """Return once Kafka answers; exit (NO_KAFKA_EXIT) when it has not within ``start_wait_s``.
+
+    Faust's own start gives up at once on a broker it cannot reach, so a worker started before its broker
+    (a machine's boot, a broker restart, a Kubernetes rollout) would die. Here it retries with a growing
+    pause and says so in /readyz. SIGTERM meanwhile ends it at once: nothing is consumed yet.
+    """
+    servers = settings.kafka.bootstrap_servers
+    deadline = time.monotonic() + settings.start_wait_s
+    pause = 0.5
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # one "Unable connect" error per try and node; our line says it once
+    try:
+        while (why := asyncio.run(kafka_answers(servers))) is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.error("Kafka at %s did not answer for %.0fs (%s). Start it (`make up` locally) or point "
+                          "XMODAL_KAFKA__BOOTSTRAP_SERVERS at it; XMODAL_START_WAIT_S sets how long to wait",
+                          servers, settings.start_wait_s, why)
+                sys.exit(NO_KAFKA_EXIT)
+            health.phase = f"waiting for Kafka at {servers}"
+            log.warning("Kafka at %s does not answer (%s); trying again in %.1fs (giving up in %.0fs)",
+                        servers, why, pause, left)
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, START_RETRY_MAX_S)
+    finally:
+        quiet.setLevel(level)
+
+
 def run_worker(settings: WorkerSettings) -> None:
     from faust.worker import Worker
 
@@ -74,6 +126,7 @@ def run_worker(settings: WorkerSettings) -> None:
     for e in embedders:
         log.info("space %s: model %s (%s, %d dims) on %s", e.space, e.model_id, "+".join(sorted(e.modalities)),
                  e.dim, e.device)
+    wait_for_kafka(settings, health)
     app = create_app(settings)
     health.phase = "joining the group"
     register(app, settings, embedders, health)

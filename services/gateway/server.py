@@ -59,7 +59,7 @@ def create_app(settings: GatewaySettings, deps: Deps) -> web.Application:
     app[DEPS] = deps
     app[SEARCHER] = Searcher(settings, deps)
     add_golden(app, settings, app[SEARCHER])  # golden_file set: runs them in the background from startup
-    app[LIMITER] = Admission(settings.max_concurrency, max_wait_s=settings.max_queue_wait_s)
+    app[LIMITER] = Admission(settings.search_slots, max_wait_s=settings.max_queue_wait_s)
     app[OPENAPI] = build_openapi(settings)
     add_routes(app)
     add_status_routes(app, deps.status)  # /status page + /v1/status, over the caller's collector (if any)

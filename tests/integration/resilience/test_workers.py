@@ -63,6 +63,14 @@ async def test_workers_on_one_machine_with_the_same_port_setting_share_the_parti
     await assert_exact(lane, sc)
 
 
+def held_by(worker: WorkerProcess) -> set[str]:
+    """The partitions the worker says it holds; none while it is (re)starting and not serving yet."""
+    try:
+        return set(worker.readyz()[1]["partitions"])
+    except OSError:
+        return set()
+
+
 async def test_three_workers_killed_at_random_and_a_fourth_added(lane: Lane) -> None:
     rng = random.Random(43)
     sc = churn(N_EVENTS, seed=42)
@@ -86,11 +94,11 @@ async def test_three_workers_killed_at_random_and_a_fourth_added(lane: Lane) -> 
         added = WorkerProcess(lane, name="added", env=env)
         for k in range(KILLS):
             await asyncio.sleep(rng.uniform(1.0, 4.0))
-            victim = rng.choice(workers)
-            try:
-                held = set(victim.readyz()[1]["partitions"])
-            except OSError:  # restarted a moment ago and not serving yet: nothing to hand over
-                held = set()
+            # a worker that holds partitions (4 partitions over 3-4 workers leave some with none), so that
+            # every kill hands partitions over and its takeover is measured
+            holding = {w: held_by(w) for w in workers}
+            victim = rng.choice([w for w, held in holding.items() if held] or workers)
+            held = holding[victim]
             victim.kill9()
             t0 = time.monotonic()
             survivors = [w for w in workers if w is not victim and w.alive]
