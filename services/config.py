@@ -345,12 +345,6 @@ class GatewaySettings(BaseSettings):
         "answered 429 at once, one that waited this long without a slot then: admitted searches stay within "
         "about this much of their unloaded latency under any load. 0: no line (all slots taken: 429 at once).",
     )
-
-    @property
-    def search_slots(self) -> int:
-        """max_concurrency, or one per CPU core (at least 2) when it is 0."""
-        return self.max_concurrency or max(2, os.cpu_count() or 2)
-
     request_timeout_s: float = Field(10.0, gt=0, description="Per-request deadline.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS ('*' for all).")
     query_cache_size: int = Field(1024, ge=0, description="LRU entries of text-query embeddings.")
@@ -384,6 +378,11 @@ class GatewaySettings(BaseSettings):
         60.0, gt=0, description="Seconds between runs of the golden queries (the first runs at start). Each "
         "run is one search per golden query, one at a time.",
     )
+
+    @property
+    def search_slots(self) -> int:
+        """max_concurrency, or one per CPU core (at least 2) when it is 0."""
+        return self.max_concurrency or max(2, os.cpu_count() or 2)
 
 
 class StackSettings(BaseSettings):
