@@ -77,6 +77,84 @@ def _endpoint(text: str) -> dict[str, str]:
 WeaviateEndpoints = Annotated[list[WeaviateEndpoint], NoDecode, BeforeValidator(_endpoints)]
 
 
+#: Vector compression of a space's HNSW index (Weaviate's quantizers): none, rotational (rq), product (pq),
+#: binary (bq) or scalar (sq) quantization.
+Compression = Literal["none", "rq", "pq", "bq", "sq"]
+
+
+class VectorIndexSettings(BaseModel):
+    """One space's HNSW index and its compression, as set when the space's named vector is created.
+
+    The defaults are Weaviate's own (an index made before these settings existed has them). On start the
+    store updates what Weaviate can change in place (ef, rescore_limit, compression from none to one) and
+    refuses to start over what it cannot (ef_construction, max_connections, another or no compression once
+    one is on, rq_bits, pq_segments, pq_centroids), saying what differs.
+    """
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt knob fails instead of silently doing nothing
+    ef: int = Field(
+        -1, ge=-1, description="Candidates kept while searching: higher = better recall, slower queries. -1: "
+        "dynamic (the limit x 8, kept within 100 and 500). Changed in place.",
+    )
+    ef_construction: int = Field(
+        128, ge=4, description="Candidates kept while inserting: higher = a better graph, slower writes. Fixed "
+        "when the space's vector is created.",
+    )
+    max_connections: int = Field(
+        32, ge=4, le=2047, description="Graph edges per node (twice that on the bottom layer): higher = better "
+        "recall and more memory. Fixed when the space's vector is created.",
+    )
+    compression: Compression = Field(
+        "none", description="none (even where the server sets a DEFAULT_QUANTIZATION), rq (rotational: no training, "
+        "compresses from the first vector; 8 bits keep recall, the usual choice), sq (scalar, 8 bits) or pq "
+        "(product), both trained on stored vectors, or bq (binary, 1 bit: smallest, poorest recall). Can be "
+        "turned on in place (the vectors already stored are compressed in the background); not switched or "
+        "turned off. sq and pq set at creation start only on a server with ASYNC_INDEXING=true (Weaviate "
+        "1.39 trains them from its indexing queue); without it turn them on in place once vectors are stored.",
+    )
+    rq_bits: Literal[8, 4, 1] = Field(
+        8, description="Bits per dimension for rq: 8 (4x smaller than float32), 4 or 1. Fixed once on.",
+    )
+    rescore_limit: int | None = Field(
+        None, ge=0, description="rq and sq: candidates re-scored with the full vectors, read from disk "
+        "(more = better recall, slower). None: Weaviate's default (20; 512 for 1-bit rq). Changed in place.",
+    )
+    pq_segments: int = Field(
+        0, ge=0, description="pq: segments per vector, a divisor of the dimension (fewer = smaller, lower "
+        "recall). 0: Weaviate picks. Fixed once on.",
+    )
+    pq_centroids: int = Field(256, ge=2, le=256, description="pq: centroids per segment. Fixed once on.")
+    training_limit: int = Field(
+        100_000, ge=1, description="pq and sq: vectors the quantizer is trained on. Set at creation (with "
+        "ASYNC_INDEXING), compression starts once the space holds that many; turned on in place, it trains on "
+        "up to that many of the vectors stored.",
+    )
+
+    @model_validator(mode="after")
+    def _knobs_of_the_compression(self) -> VectorIndexSettings:
+        if self.ef == 0:
+            raise ValueError("ef must be -1 (dynamic) or at least 1")
+        defaults = VectorIndexSettings.model_fields
+        knobs = {"rq_bits": ("rq",), "rescore_limit": ("rq", "sq"), "pq_segments": ("pq",),
+                 "pq_centroids": ("pq",), "training_limit": ("pq", "sq")}
+        for knob, kinds in knobs.items():
+            if self.compression not in kinds and getattr(self, knob) != defaults[knob].default:
+                raise ValueError(f"{knob} applies to compression {' or '.join(kinds)}, not "
+                                 f"{self.compression!r}: set compression or leave {knob} out")
+        return self
+
+
+def _vector_index_field() -> Any:
+    return Field(
+        default_factory=lambda: {name: VectorIndexSettings() for name in DEFAULT_SPACES},
+        description="HNSW index and compression per space (the key is the space's name), applied when the "
+        "space's vector is created and, where Weaviate allows, changed in place on start: "
+        "XMODAL_WEAVIATE__VECTOR_INDEX__CLIP__COMPRESSION=rq, __EF, __EF_CONSTRUCTION, __MAX_CONNECTIONS, "
+        "__RQ_BITS, __RESCORE_LIMIT, __PQ_SEGMENTS, __PQ_CENTROIDS, __TRAINING_LIMIT. A space not named has "
+        "Weaviate's defaults (no compression).",
+    )
+
+
 class WeaviateSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Weaviate host.")
     http_port: int = Field(8080, description="Weaviate REST port.")
@@ -115,6 +193,12 @@ class WeaviateSettings(BaseModel):
         "versions win). QUORUM + QUORUM writes: a lookup after a stored write sees it (read-your-writes); ONE "
         "is cheaper and may answer from a node that rejoined and is still catching up.",
     )
+
+    vector_index: dict[str, VectorIndexSettings] = _vector_index_field()
+
+    def index_of(self, space: str) -> VectorIndexSettings:
+        """The index settings of ``space``: its own, or Weaviate's defaults when it has none."""
+        return self.vector_index.get(space.lower()) or VectorIndexSettings()
 
     def endpoints(self) -> list[WeaviateEndpoint]:
         """Every node the store may use, ``host`` first, each once."""

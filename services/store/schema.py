@@ -18,7 +18,8 @@ bool is ``boolean``, str is ``text`` (field tokenization: filters match the whol
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, cast
 
@@ -26,12 +27,32 @@ from weaviate.classes.config import (
     Configure,
     DataType,
     Property,
+    Reconfigure,
     ReplicationDeletionStrategy,
     Tokenization,
     VectorDistances,
 )
-from weaviate.collections.classes.config import CollectionConfig, ReplicationConfigCreate
-from weaviate.collections.classes.config_vectors import VectorConfigCreate
+from weaviate.collections.classes.config import (
+    BQConfig,
+    CollectionConfig,
+    NamedVectorConfig,
+    PQConfig,
+    ReplicationConfigCreate,
+    RQConfig,
+    SQConfig,
+    VectorIndexConfigHNSW,
+)
+from weaviate.collections.classes.config_base import _QuantizerConfigCreate
+from weaviate.collections.classes.config_vector_index import (
+    _BQConfigUpdate,
+    _PQConfigUpdate,
+    _RQConfigUpdate,
+    _SQConfigUpdate,
+)
+from weaviate.collections.classes.config_vectors import VectorConfigCreate, VectorConfigUpdate
+
+from services.config import VectorIndexSettings
+from services.errors import ConfigError
 
 # Weaviate rejects property names ending in these (entities/schema/validation.go, v1.39).
 _RESERVED_SUFFIXES = ("_searchable", "_rangeable", "_temp", "__meta_count", "_propertyLength", "_nullState")
@@ -139,13 +160,160 @@ def meta_property_config(name: str, kind: PropKind) -> Property:
     return Property(name=name, data_type=DataType(kind.value), index_filterable=True)
 
 
-def vector_config(space: str) -> VectorConfigCreate:
-    """One self-provided named vector per embedding space: HNSW, cosine distance."""
+def vector_config(space: str, index: VectorIndexSettings | None = None) -> VectorConfigCreate:
+    """One self-provided named vector per embedding space: HNSW, cosine distance, the space's index settings."""
+    index = index or VectorIndexSettings()
     config = Configure.Vectors.self_provided(
         name=space,
-        vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE),
+        vector_index_config=Configure.VectorIndex.hnsw(
+            distance_metric=VectorDistances.COSINE, ef=index.ef, ef_construction=index.ef_construction,
+            max_connections=index.max_connections, quantizer=_quantizer(index),
+        ),
     )
     return cast(VectorConfigCreate, config)  # the client leaves self_provided() unannotated
+
+
+QuantizerUpdate = _PQConfigUpdate | _BQConfigUpdate | _SQConfigUpdate | _RQConfigUpdate
+
+
+def _quantizer(index: VectorIndexSettings) -> _QuantizerConfigCreate:
+    q = Configure.VectorIndex.Quantizer
+    match index.compression:
+        case "rq":
+            return q.rq(bits=index.rq_bits, rescore_limit=index.rescore_limit)
+        case "sq":
+            return q.sq(rescore_limit=index.rescore_limit, training_limit=index.training_limit)
+        case "pq":
+            return q.pq(segments=index.pq_segments, centroids=index.pq_centroids,
+                        training_limit=index.training_limit)
+        case "bq":
+            return q.bq()
+    # "none" is no compression even where the server sets a DEFAULT_QUANTIZATION for new collections
+    return q.none()
+
+
+def _quantizer_update(index: VectorIndexSettings) -> QuantizerUpdate | None:
+    q = Reconfigure.VectorIndex.Quantizer
+    match index.compression:
+        case "rq":
+            return q.rq(bits=index.rq_bits, rescore_limit=index.rescore_limit)
+        case "sq":
+            return q.sq(rescore_limit=index.rescore_limit, training_limit=index.training_limit)
+        case "pq":
+            return q.pq(segments=index.pq_segments, centroids=index.pq_centroids,
+                        training_limit=index.training_limit)
+        case "bq":
+            return q.bq()
+    return None
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """A space's vector index as Weaviate reports it, in the terms of VectorIndexSettings."""
+
+    index_type: str
+    ef: int = -1
+    ef_construction: int = 128
+    max_connections: int = 32
+    compression: str = "none"
+    rq_bits: int | None = None
+    rescore_limit: int | None = None
+    pq_segments: int | None = None
+    pq_centroids: int | None = None
+
+    @classmethod
+    def of(cls, config: NamedVectorConfig) -> IndexState:
+        index = config.vector_index_config
+        if not isinstance(index, VectorIndexConfigHNSW):
+            return cls(index_type=index.vector_index_type())
+        q = index.quantizer
+        return cls(
+            index_type="hnsw", ef=index.ef, ef_construction=index.ef_construction,
+            max_connections=index.max_connections,
+            compression={RQConfig: "rq", SQConfig: "sq", PQConfig: "pq", BQConfig: "bq"}.get(type(q), "none"),
+            rq_bits=q.bits if isinstance(q, RQConfig) else None,
+            rescore_limit=q.rescore_limit if isinstance(q, RQConfig | SQConfig) else None,
+            pq_segments=q.segments if isinstance(q, PQConfig) else None,
+            pq_centroids=q.centroids if isinstance(q, PQConfig) else None,
+        )
+
+
+@dataclass(frozen=True)
+class IndexChange:
+    """One setting of a space's index that differs from what is configured; ``in_place``: Weaviate can
+    change it on the existing index."""
+
+    space: str
+    setting: str
+    current: object
+    wanted: object
+    in_place: bool
+
+    def __str__(self) -> str:
+        return f"{self.space}.{self.setting}: {self.current} in Weaviate, {self.wanted} configured"
+
+
+def index_changes(space: str, wanted: VectorIndexSettings, current: IndexState) -> list[IndexChange]:
+    """What differs between a space's index settings and its index in Weaviate (hnsw/config_update.go, v1.39:
+    ef and the rescore limit are read on every search, compression can be switched on; efConstruction,
+    maxConnections and the rq bits are immutable, and a compressed index stays as it was compressed).
+
+    >>> now = IndexState("hnsw", compression="rq", rq_bits=8, rescore_limit=20)
+    >>> [str(c) for c in index_changes("clip", VectorIndexSettings(compression="rq", ef=64), now)]
+    ['clip.ef: -1 in Weaviate, 64 configured']
+    >>> [c.in_place for c in index_changes("clip", VectorIndexSettings(), now)]
+    [False]
+    """
+    if current.index_type != "hnsw":
+        return [IndexChange(space, "index type", current.index_type, "hnsw", in_place=False)]
+    changes: list[IndexChange] = []
+
+    def compare(setting: str, now: object, want: object, *, in_place: bool) -> None:
+        if now != want:
+            changes.append(IndexChange(space, setting, now, want, in_place=in_place))
+
+    compare("ef", current.ef, wanted.ef, in_place=True)
+    compare("ef_construction", current.ef_construction, wanted.ef_construction, in_place=False)
+    compare("max_connections", current.max_connections, wanted.max_connections, in_place=False)
+    # From none, any compression can be turned on; once on, neither another one nor none.
+    compare("compression", current.compression, wanted.compression, in_place=current.compression == "none")
+    if current.compression != wanted.compression:
+        return changes
+    if wanted.compression == "rq":
+        compare("rq_bits", current.rq_bits, wanted.rq_bits, in_place=False)
+    if wanted.compression == "pq":
+        if wanted.pq_segments:  # 0: Weaviate picks (and reports what it picked)
+            compare("pq_segments", current.pq_segments, wanted.pq_segments, in_place=False)
+        compare("pq_centroids", current.pq_centroids, wanted.pq_centroids, in_place=False)
+    if wanted.rescore_limit is not None:
+        compare("rescore_limit", current.rescore_limit, wanted.rescore_limit, in_place=True)
+    return changes
+
+
+def fixed_changes_message(collection: str, changes: list[IndexChange]) -> str:
+    """What an operator reads when the index settings ask for what Weaviate cannot change in place."""
+    named = "; ".join(
+        f"{c} (XMODAL_WEAVIATE__VECTOR_INDEX__{c.space.upper()}__{c.setting.upper()})"
+        if c.setting in VectorIndexSettings.model_fields else str(c) for c in changes
+    )
+    return (f"collection {collection}: Weaviate cannot change these on an existing index: {named}. Set them "
+            "back to what Weaviate has, or index into a new collection (XMODAL_WEAVIATE__COLLECTION, filled "
+            "again from the topic) and switch to it")
+
+
+def check_index_settings(space: str, index: VectorIndexSettings, dim: int) -> None:
+    """Refuse settings Weaviate would only reject when the first vectors are compressed."""
+    if index.compression == "pq" and index.pq_segments and dim % index.pq_segments:
+        raise ConfigError(f"space {space}: pq_segments ({index.pq_segments}) must divide the dimension ({dim})"
+                          f" (XMODAL_WEAVIATE__VECTOR_INDEX__{space.upper()}__PQ_SEGMENTS)")
+
+
+def index_update(space: str, wanted: VectorIndexSettings) -> VectorConfigUpdate:
+    """The in-place update of a space's index to its settings (only the mutable fields are sent)."""
+    return Reconfigure.Vectors.update(
+        name=space,
+        vector_index_config=Reconfigure.VectorIndex.hnsw(ef=wanted.ef, quantizer=_quantizer_update(wanted)),
+    )
 
 
 def replication_config(factor: int) -> ReplicationConfigCreate | None:
@@ -161,11 +329,13 @@ def replication_config(factor: int) -> ReplicationConfigCreate | None:
 
 @dataclass(frozen=True)
 class SchemaView:
-    """What the store knows of the collection: property name -> type, the named vectors, replicas per shard."""
+    """What the store knows of the collection: property name -> type, the named vectors and their indexes,
+    replicas per shard."""
 
     properties: dict[str, PropKind]
     vectors: frozenset[str]
     replication_factor: int = 1
+    indexes: Mapping[str, IndexState] = field(default_factory=dict)
 
     @classmethod
     def of(cls, config: CollectionConfig) -> SchemaView:
@@ -176,7 +346,9 @@ class SchemaView:
             except ValueError:
                 continue  # a type the store never creates (someone edited the schema); not filterable
         factor = config.replication_config.factor if config.replication_config else 1
-        return cls(props, frozenset((config.vector_config or {}).keys()), factor)
+        named = config.vector_config or {}
+        indexes = {name: IndexState.of(vector) for name, vector in named.items()}
+        return cls(props, frozenset(named.keys()), factor, indexes)
 
     def field_kind(self, field: str) -> tuple[str, PropKind] | None:
         """(property name, type) of a filter field: a builtin field or a metadata key."""

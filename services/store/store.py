@@ -38,6 +38,10 @@ from services.store.schema import (
     PropKind,
     SchemaView,
     base_properties,
+    check_index_settings,
+    fixed_changes_message,
+    index_changes,
+    index_update,
     meta_property_config,
     replication_config,
     vector_config,
@@ -92,6 +96,9 @@ class AssetStore(AsyncResource):
         self._s = settings
         self.name = name
         self._spaces = dict(spaces)
+        self._indexes = {space: settings.index_of(space) for space in spaces}
+        for space, dim in spaces.items():
+            check_index_settings(space, self._indexes[space], dim)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._nodes = NodeClient(settings)
         replicated = bool(settings.nodes) or settings.replication_factor > 1
@@ -171,7 +178,7 @@ class AssetStore(AsyncResource):
                 missing = sorted(set(self._spaces) - view.vectors) if view else []
                 props = [p for p in base_properties() if p.name not in view.properties] if view else []
                 if view is not None and not missing and not props:
-                    return
+                    return await self._apply_index_settings(view)
                 if attempt == _SCHEMA_ATTEMPTS:
                     break
                 if view is None:
@@ -179,7 +186,7 @@ class AssetStore(AsyncResource):
                     continue
                 self._check_replication(view)
                 if missing:
-                    configs = [vector_config(s) for s in missing]
+                    configs = [vector_config(s, self._indexes[s]) for s in missing]
                     last_error = await self._attempt(f"add vectors {missing}", _adding_vectors(configs))
                 for prop in props:
                     last_error = await self._attempt(f"add property {prop.name}", _adding_property(prop))
@@ -194,9 +201,26 @@ class AssetStore(AsyncResource):
 
     async def _create(self) -> None:
         await self._connected().collections.create(
-            self.name, properties=base_properties(), vector_config=[vector_config(s) for s in self._spaces],
+            self.name, properties=base_properties(),
+            vector_config=[vector_config(s, self._indexes[s]) for s in self._spaces],
             replication_config=replication_config(self._s.replication_factor),
         )
+
+    async def _apply_index_settings(self, view: SchemaView) -> None:
+        """Change the spaces' indexes in place where they differ from their settings and Weaviate can; raise
+        ConfigError, changing nothing, where it cannot (the operator chooses: old settings or a new index)."""
+        changes = [c for s in self._spaces if s in view.indexes
+                   for c in index_changes(s, self._indexes[s], view.indexes[s])]
+        if fixed := [c for c in changes if not c.in_place]:
+            raise ConfigError(fixed_changes_message(self.name, fixed))
+        if not changes:
+            return
+        log.warning("collection %s: changing the vector index in place: %s", self.name,
+                    "; ".join(map(str, changes)))
+        updates = [index_update(s, self._indexes[s]) for s in sorted({c.space for c in changes})]
+        async with self._calling("update vector index", Call.ADMIN):
+            await self._collection().config.update(vector_config=updates)
+        await self._reread()
 
     def _check_replication(self, view: SchemaView) -> None:
         if view.replication_factor < self._s.replication_factor:
