@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import struct
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -29,6 +30,12 @@ from services.fetch.errors import FetchError
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "AVIF", "BMP", "TIFF", "PPM", "ICO", "QOI")
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _WHITE = (255, 255, 255, 255)
+# Sources that may be served in place of the decoded picture (DecodedImage.web_ready): a format every browser
+# reads, one frame, nothing a browser applies and PIL does not (colour profile, gamma, transparency, EXIF
+# rotation), and no metadata a re-encoded thumbnail would drop (EXIF with its GPS position, XMP, comments).
+_WEB_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
+_WEB_MODES = frozenset({"RGB", "L"})
+_NOT_WEB_INFO = frozenset({"transparency", "icc_profile", "gamma", "exif", "xmp", "XML:com.adobe.xmp", "comment"})
 # What PIL raises on corrupt input: OSError (truncated, broken stream), SyntaxError (bad headers in some
 # plugins), plus the odd ValueError/struct.error/EOFError/IndexError from malformed structures.
 _CORRUPT = (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError)
@@ -40,12 +47,30 @@ def _formats() -> tuple[str, ...]:
     return tuple(f for f in ALLOWED_FORMATS if f in Image.OPEN)
 
 
+@dataclass(frozen=True)
+class DecodedImage:
+    """A decoded picture, and whether its source bytes can be served to a browser in its place.
+
+    ``web_ready``: the source is a one-frame PNG, JPEG or WebP in RGB or grey, with no alpha, no transparent
+    colour, no ICC profile, no PNG gamma, and no EXIF, XMP, comment or PNG text: a browser shows the source
+    bytes as ``image`` looks, and they tell no more than the picture.
+    """
+
+    image: Image.Image
+    web_ready: bool
+
+
 def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
     """Decode ``data`` into a new RGB image (first frame, EXIF orientation applied, alpha on white).
 
     Raises :class:`FetchError`: ``too_large`` when the header announces more than ``max_pixels`` pixels
     (checked before any pixel is decoded), ``undecodable`` for unknown, corrupt or truncated images.
     """
+    return decode(data, max_pixels=max_pixels).image
+
+
+def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
+    """:func:`decode_image`, also saying what the source was (one decode pass, same errors)."""
     try:
         src = _open(data)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -79,12 +104,18 @@ def _check_size(img: Image.Image, max_pixels: int) -> None:
         )
 
 
-def _decode(src: Image.Image) -> Image.Image:
+def _web_ready(src: Image.Image) -> bool:
+    return (src.format in _WEB_FORMATS and src.mode in _WEB_MODES and not getattr(src, "is_animated", False)
+            and not _NOT_WEB_INFO.intersection(src.info) and not getattr(src, "text", None))
+
+
+def _decode(src: Image.Image) -> DecodedImage:
     # A full load here, with ImageFile.LOAD_TRUNCATED_IMAGES left False, makes truncated data an error
     # instead of a half-grey picture. Animated images stay on their first frame.
     src.load()
+    web_ready = _web_ready(src)  # before exif_transpose, which changes the info
     ImageOps.exif_transpose(src, in_place=True)  # before converting: conversion drops TIFF orientation tags
-    return to_rgb(src)
+    return DecodedImage(to_rgb(src), web_ready)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

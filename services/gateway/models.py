@@ -156,8 +156,8 @@ class SearchResult(BaseModel):
     modality: str
     metadata: dict[str, MetadataValue]
     text: str | None = Field(None, description="The text of a text asset.")
-    preview: str | None = Field(None, description="URL of the asset's preview, when it has one: a small WebP "
-                                "of an image, a short OGG clip of audio (plays in the browser).")
+    preview: str | None = Field(None, description="URL of the asset's preview, when it has one: a small PNG, "
+                                "JPEG or WebP of an image, a short OGG clip of audio (plays in the browser).")
     rerank_score: float | None = Field(None, description="The reranker's score, when it re-scored this result "
                                        "(the order follows it within the re-ranked window; `score` stays the "
                                        "retrieval score).")

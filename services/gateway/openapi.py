@@ -33,6 +33,7 @@ from services.gateway.models import (
 )
 
 _REF = "#/components/schemas/{model}"
+_IMAGE_PREVIEWS = ("image/png", "image/jpeg", "image/webp")  # what routes.preview_type answers for an image
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (SearchRequest, "validation"), (UploadOptions, "validation"), (AssetEvent, "validation"),
     (SearchResponse, "serialization"), (PublishResponse, "serialization"), (AssetResponse, "serialization"),
@@ -195,16 +196,17 @@ def _paths(n: dict[str, str], secured: bool) -> dict[str, Any]:
                                              **_errors(404, 503, 504)},
             op_id="getAsset", tags=["assets"], params=asset_param, secured=secured)},
         "/v1/assets/{asset_id}/thumbnail": {"get": _op(
-            "The asset's thumbnail (WebP).", {
-                "200": {"description": "WebP image.", "content": {"image/webp": {
-                    "schema": {"type": "string", "format": "binary"}}}},
+            "The asset's thumbnail: a PNG, JPEG or WebP image of at most 160 px.", {
+                "200": {"description": "The image.", "content": {
+                    kind: {"schema": {"type": "string", "format": "binary"}} for kind in _IMAGE_PREVIEWS}},
                 **_errors(404, 503, 504)},
             op_id="getThumbnail", tags=["assets"], params=asset_param, secured=secured)},
         "/v1/assets/{asset_id}/preview": {"get": _op(
-            "The asset's preview: a WebP image, or a short OGG clip of an audio asset (Range requests: 206).", {
+            "The asset's preview: a PNG, JPEG or WebP image, or a short OGG clip of an audio asset (Range "
+            "requests: 206).", {
                 "200": {"description": "The preview.", "content": {
-                    "image/webp": {"schema": {"type": "string", "format": "binary"}},
-                    "audio/ogg": {"schema": {"type": "string", "format": "binary"}}}},
+                    kind: {"schema": {"type": "string", "format": "binary"}}
+                    for kind in (*_IMAGE_PREVIEWS, "audio/ogg")}},
                 "206": {"description": "The requested byte range of the preview.", "content": {
                     "audio/ogg": {"schema": {"type": "string", "format": "binary"}}}},
                 **_errors(404, 503, 504)},

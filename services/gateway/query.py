@@ -108,7 +108,8 @@ async def both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
 
 
 def thumbnail_url(asset_id: str, modality: str = "image") -> str:
-    """Where an asset's preview is served: /thumbnail for an image (a WebP), /preview for audio (an OGG clip)."""
+    """Where an asset's preview is served: /thumbnail for an image (a PNG, JPEG or WebP), /preview for audio (an
+    OGG clip)."""
     kind = "preview" if modality == "audio" else "thumbnail"
     return f"/v1/assets/{quote(asset_id, safe='')}/{kind}"
 

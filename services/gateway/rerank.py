@@ -8,9 +8,9 @@ A search with ``rerank: true`` runs in two stages::
   the page is re-ranked, and capped by ``max_top_n``. The Searcher fetches max(window, offset + limit) hits.
 - The stage gives the reranker the query's content (its text, its decoded image, or a stored asset's text or
   thumbnail for asset_id queries) and the candidates it reads: text assets by their text, image assets by
-  their stored thumbnail (a WebP of at most 160 px, decoded here). An audio query or candidate has no content
-  an image-text model reads: an audio query comes back in retrieval order (degraded), audio candidates keep
-  their places while the others are reordered around them.
+  their stored thumbnail (a PNG, JPEG or WebP of at most 160 px, decoded here). An audio query or candidate
+  has no content an image-text model reads: an audio query comes back in retrieval order (degraded), audio
+  candidates keep their places while the others are reordered around them.
 - Re-scored candidates are sorted by score among the places they held; hits past the window follow in
   retrieval order; then the page is cut out. ``score`` stays the retrieval score, ``rerank_score`` is the
   reranker's.

@@ -297,10 +297,16 @@ async def thumbnail(request: web.Request) -> web.Response:
     return web.Response(status=206, body=data[start:stop], content_type=preview_type(data), headers=headers)
 
 
-def preview_type(data: bytes) -> str:
-    """The stored preview's media type: a WebP image or an OGG clip (what the worker makes).
+_PREVIEW_TYPES = ((b"OggS", "audio/ogg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
 
-    >>> preview_type(b"OggS..."), preview_type(b"RIFF....WEBPVP8 ")
-    ('audio/ogg', 'image/webp')
+
+def preview_type(data: bytes) -> str:
+    r"""The stored preview's media type, from its first bytes: what the worker makes (an image's own PNG or
+    JPEG bytes, a JPEG, or a WebP from older workers; an OGG clip of audio).
+
+    >>> preview_type(b"OggS..."), preview_type(b"\x89PNG\r\n\x1a\n..."), preview_type(b"\xff\xd8\xff\xe0...")
+    ('audio/ogg', 'image/png', 'image/jpeg')
+    >>> preview_type(b"RIFF....WEBPVP8 ")
+    'image/webp'
     """
-    return "audio/ogg" if data.startswith(b"OggS") else "image/webp"
+    return next((kind for magic, kind in _PREVIEW_TYPES if data.startswith(magic)), "image/webp")

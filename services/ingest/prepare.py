@@ -19,8 +19,8 @@ from services.config import BatchSettings, FetchSettings
 from services.embedding.runner import AsyncEmbedder
 from services.errors import ConfigError
 from services.fetch.fetcher import Fetcher
-from services.ingest.collapse import candidates_by_asset, resolve
-from services.ingest.content import Decoding, load_bytes, prepare
+from services.ingest.collapse import Resolution, candidates_by_asset, resolve
+from services.ingest.content import Content, Decoding, load_bytes, prepare_all
 from services.ingest.embed import embed_isolating_poison
 from services.ingest.parse import Rejected, parse
 from services.ingest.plans import (
@@ -107,52 +107,65 @@ class Preparer:
         groups = candidates_by_asset(parsed)
         prep.assets = frozenset(groups)
         stored = await timed("lookup", read_states(list(groups)))
-        planned = await timed("fetch", asyncio.gather(
-            *(self._plan_asset(prep, cands, stored.get(aid)) for aid, cands in groups.items())
-        ))
-        await timed("embed", self._embed(prep, [p for p in planned if p is not None]))
+        planned = await timed("fetch", self._plan(prep, groups, stored))
+        await timed("embed", self._embed(prep, planned))
         return prep
 
-    async def _plan_asset(
-        self, prep: Prepared, candidates: list[Parsed], state: StoredState | None
-    ) -> Embeddable | Upsert | Delete | None:
-        """Resolve the asset's events as if applied one by one; None: the stored state stays.
+    async def _plan(self, prep: Prepared, groups: dict[str, list[Parsed]], stored: dict[str, StoredState]
+                    ) -> list[Embeddable | Upsert | Delete]:
+        """Resolve each asset's events as if applied one by one; an asset whose stored state stays has no plan.
 
         Every upsert that would be applied is checked (fetched and decoded), not only the last one: a bad
         event is dead-lettered whether or not a later event in the same batch supersedes it, so what lands
         in the DLQ does not depend on how events were batched. An unusable upsert changes nothing, so the
-        events are resolved again without it until every applied upsert is usable.
+        asset's events are resolved again without it until every applied upsert is usable. Each round loads
+        what every asset newly applies in one go (:meth:`_load_all`).
         """
-        stored_time = state.event_time if state else None
-        loaded: dict[int, Embeddable | Upsert] = {}  # offset -> the loaded upsert
-        unusable: set[int] = set()
-        while True:
-            res = resolve(candidates, stored_time=stored_time, skip=unusable)
-            todo = [c for c in res.applied if c.event.op is Op.upsert and c.record.offset not in loaded]
-            if not todo:
-                break
-            outcomes = await asyncio.gather(*(self._load(c, state) for c in todo), return_exceptions=True)
-            for cand, out in zip(todo, outcomes, strict=True):
+        assets = [_Asset(cands, stored.get(aid)) for aid, cands in groups.items()]
+        unsettled = assets
+        while unsettled:
+            todo = [(a, c) for a in unsettled for c in a.resolve()]
+            outcomes = await self._load_all([(c, a.state) for a, c in todo]) if todo else []
+            for (asset, cand), out in zip(todo, outcomes, strict=True):
                 if isinstance(out, Rejected):
                     prep.letters.append(Letter(cand.record, out.reason, out.error))
-                    unusable.add(cand.record.offset)
-                elif isinstance(out, BaseException):
-                    raise out
+                    asset.unusable.add(cand.record.offset)
                 else:
-                    loaded[cand.record.offset] = out
-        prep.report.add(Outcome.stale, len(res.stale))
-        prep.report.add(Outcome.superseded, len(res.superseded))
-        if res.final is None:
-            return None
-        if res.final.event.op is Op.delete:
-            return Delete(res.final)
-        return loaded[res.final.record.offset]
+                    asset.loaded[cand.record.offset] = out
+            unsettled = list({id(a): a for a, _ in todo}.values())  # resolved again; the others are final
+        planned: list[Embeddable | Upsert | Delete] = []
+        for asset in assets:
+            res = asset.resolution
+            prep.report.add(Outcome.stale, len(res.stale))
+            prep.report.add(Outcome.superseded, len(res.superseded))
+            if res.final is not None:
+                planned.append(Delete(res.final) if res.final.event.op is Op.delete
+                               else asset.loaded[res.final.record.offset])
+        return planned
 
-    async def _load(self, cand: Parsed, state: StoredState | None) -> Embeddable | Upsert:
-        """Fetch and decode an upsert's content; keep the stored vectors of spaces where only metadata changed."""
+    async def _load_all(self, todo: Sequence[tuple[Parsed, StoredState | None]]
+                        ) -> list[Embeddable | Upsert | Rejected]:
+        """Fetch the upserts' content (the remote ones, concurrently), then decode all of it in one thread hand-off
+        (one per event cost the event loop a wake-up each); keep the stored vectors of spaces where only
+        metadata changed."""
+        sources: list[bytes | Rejected | None] = [None] * len(todo)  # None: inline content, decoded in the thread
+        remote = [i for i, (cand, _) in enumerate(todo) if cand.event.uri is not None]
+        if remote:
+            fetched = await asyncio.gather(*(self._fetch(todo[i][0]) for i in remote), return_exceptions=True)
+            for i, got in zip(remote, fetched, strict=True):
+                if isinstance(got, BaseException) and not isinstance(got, Rejected):
+                    raise got
+                sources[i] = got
+        contents = await asyncio.to_thread(
+            prepare_all, [(cand.event, src) for (cand, _), src in zip(todo, sources, strict=True)], self.decoding)
+        return [c if isinstance(c, Rejected) else self._embeddable(cand, state, c)
+                for (cand, state), c in zip(todo, contents, strict=True)]
+
+    async def _fetch(self, cand: Parsed) -> bytes:
         async with self._fetch_slots:
-            raw = await load_bytes(cand.event, self.fetcher)
-        content = await asyncio.to_thread(prepare, cand.event, raw, self.decoding)
+            return await load_bytes(cand.event, self.fetcher)
+
+    def _embeddable(self, cand: Parsed, state: StoredState | None, content: Content) -> Embeddable | Upsert:
         reused: dict[str, list[float]] = {}
         if state is not None and state.content_hash == content.content_hash:
             made_by = parse_model_ids(state.model_id, state.vectors)
@@ -189,6 +202,23 @@ class Preparer:
             else:
                 prep.plans.append(Poisoned(item.parsed, why))
                 prep.letters.append(Letter(item.parsed.record, Reason.poison, why, attempts=2))
+
+
+@dataclass
+class _Asset:
+    """One asset's events while a batch is prepared: what is loaded, what turned out unusable."""
+
+    candidates: list[Parsed]
+    state: StoredState | None
+    loaded: dict[int, Embeddable | Upsert] = field(default_factory=dict)  # offset -> the loaded upsert
+    unusable: set[int] = field(default_factory=set)  # offsets of dead-lettered upserts
+    resolution: Resolution = field(default_factory=lambda: Resolution(None))
+
+    def resolve(self) -> list[Parsed]:
+        """Resolve again; return the applied upserts not loaded yet."""
+        stored_time = self.state.event_time if self.state else None
+        self.resolution = resolve(self.candidates, stored_time=stored_time, skip=self.unusable)
+        return [c for c in self.resolution.applied if c.event.op is Op.upsert and c.record.offset not in self.loaded]
 
 
 def _model_input(item: Embeddable) -> Any:
