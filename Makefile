@@ -44,8 +44,8 @@ test: lint install-stack ## setup + lint + real Kafka/Weaviate + unit, integrati
 soak: lint install-stack ## long fault runs: 30 s outages, a 20k backlog behind a slow store, 10 kills, 3+3 cluster
 	@XMODAL_SOAK=1 $(PY) -m pytest -m "integration or soak" tests/integration/resilience tests/integration/cluster
 
-bench: up ## throughput and freshness benchmarks (a table + bench/results/latest.json)
-	@$(PY) -m bench.run
+bench: up ## ingest, freshness, gateway and memory benchmarks (a table + bench/results/latest.json); SCALE=1 adds growth
+	@$(PY) -m bench.run $(if $(filter 1,$(SCALE)),--growth)
 
 clean-stack: down ## delete the local stack's data (topics, collections); caches are kept
 	@$(PY) -c 'from services.config import StackSettings; import shutil; shutil.rmtree(StackSettings().state_dir, ignore_errors=True)'

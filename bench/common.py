@@ -7,6 +7,7 @@ import base64
 import io
 import random
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -56,12 +57,27 @@ def audio_events(n: int, *, seed: int = 3) -> list[AssetEvent]:
     return out
 
 
-async def publish_at_rate(
+@dataclass
+class Paced:
+    """What one paced publish saw: each event's publish -> committed time (with a lane), and how well the
+    schedule was kept (a starved generator offers less than the nominal rate: the achieved rate says so)."""
+
+    committed_ms: list[float] = field(default_factory=list)
+    send_seconds: float = 0.0
+    send_lag_ms: list[float] = field(default_factory=list)
+
+    def offered_per_s(self, n: int) -> float:
+        return round(n / self.send_seconds, 1) if self.send_seconds > 0 else float("nan")
+
+
+async def publish_paced(
     pub: EventPublisher, events: list[AssetEvent], rate: float, *, lane: Lane | None = None
-) -> list[float]:
-    """Publish at ``rate`` events/s; with ``lane``, return each event's publish -> committed time (ms)."""
+) -> Paced:
+    """Publish at ``rate`` events/s, open loop: event i is sent at ``start + i / rate`` without waiting for the
+    broker's ack of the previous ones (a slow ack must not lower the offered rate). With ``lane``, also time
+    each event from its send to the worker's commit past its offset."""
     sent: list[tuple[int, int, float]] = []
-    done: list[float] = []
+    out = Paced()
     stop = asyncio.Event()
 
     async def watch() -> None:
@@ -72,24 +88,38 @@ async def publish_at_rate(
                 committed = await reader.committed()
                 now = time.perf_counter()
                 while pending < len(sent) and committed.get(sent[pending][0], -1) > sent[pending][1]:
-                    done.append((now - sent[pending][2]) * 1000)
+                    out.committed_ms.append((now - sent[pending][2]) * 1000)
                     pending += 1
                 # later events on other partitions may be done earlier: settle them in order is enough here
                 await asyncio.sleep(0.01)  # 100 polls/s: cheap next to the work measured; adds <= 10 ms
 
+    async def one(ev: AssetEvent) -> None:
+        t = time.perf_counter()
+        p = await pub.publish(ev)
+        sent.append((p.partition, p.offset, t))  # in ack order: close to send order on one producer
+
     watcher = asyncio.create_task(watch()) if lane else None
+    tasks: list[asyncio.Task[None]] = []
     t0 = time.perf_counter()
     for i, ev in enumerate(events):
         delay = t0 + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        t = time.perf_counter()
-        p = await pub.publish(ev)
-        sent.append((p.partition, p.offset, t))
+        out.send_lag_ms.append(max(0.0, -delay) * 1000)
+        tasks.append(asyncio.create_task(one(ev)))
+    out.send_seconds = time.perf_counter() - t0 + 1 / rate  # n sends span (n - 1) / rate, n / rate offered
+    await asyncio.gather(*tasks)
     stop.set()
     if watcher:
         await asyncio.wait_for(watcher, timeout=120)
-    return done
+    return out
+
+
+async def publish_at_rate(
+    pub: EventPublisher, events: list[AssetEvent], rate: float, *, lane: Lane | None = None
+) -> list[float]:
+    """Publish at ``rate`` events/s; with ``lane``, return each event's publish -> committed time (ms)."""
+    return (await publish_paced(pub, events, rate, lane=lane)).committed_ms
 
 
 def histogram(text: str, name: str) -> dict[float, float]:

@@ -8,17 +8,23 @@ machine) is reported as ``send_lag_p99_ms`` so a lagging generator is visible ra
 
 Phases, one after the other, against ``--url``:
 
-1. unloaded: ``--low-rate`` queries/s for ``--unloaded-s``: p50/p99 (after a short warm-up);
-2. capacity: steps from ``--low-rate`` up by ``--step-factor`` each, ``--step-s`` each; capacity is the
-   highest rate whose queries were almost all admitted (429s under 1%) with a p99 under the threshold
-   (``--threshold-ms``; default max(3 x unloaded p99, unloaded p99 + 150 ms)); a step that fails either is run
-   once more, and the search stops when it fails again;
-3. overload: ``--factor`` x capacity for ``--duration-s``: answered / 429 / 5xx / other counts and the p50/p99
+1. unloaded: ``--low-rate`` text queries/s for ``--unloaded-s``: p50/p99 (after a short warm-up);
+2. fixed (only with ``--fixed-rate`` > 0): text -> image, then image -> image, each at ``--fixed-rate``/s for
+   ``--fixed-s`` (the issue's "p99 at 100 queries/s" figures), with their own unloaded image p50/p99 first;
+3. capacity: steps from ``--search-from`` (default ``--low-rate``) up by ``--step-factor`` each, ``--step-s``
+   each; capacity is the highest rate whose queries were almost all admitted (429s under 1%) with a p99 under
+   the threshold (``--threshold-ms``; default max(3 x unloaded p99, unloaded p99 + 150 ms)); a step that fails
+   either is run once more, and the search stops when it fails again. ``capacity_at_target_per_s`` is the
+   highest rate seen (the unloaded phase counts) whose p99 stayed under ``--target-ms`` (25 ms by default) with
+   under 1% 429s: the latency target's own capacity, usually below the saturation capacity;
+4. overload: ``--factor`` x capacity for ``--duration-s``: answered / 429 / 5xx / other counts and the p50/p99
    of the admitted (2xx) queries.
 
-Queries are varied texts over the shapes vocabulary (colours x shapes x sizes x templates, one or two
+Text queries are varied texts over the shapes vocabulary (colours x shapes x sizes x templates, one or two
 things), drawn from a seeded generator: a few thousand distinct texts, so the gateway's query cache
-answers about a fifth of them (repeats) and the model is loaded much as real traffic would load it.
+answers about a fifth of them (repeats) and the model is loaded much as real traffic would load it. Image
+queries are 64x64 PNGs of the shapes world (held-out split), sent inline; the gateway caches no image
+vectors, so each one is decoded and embedded. Every query asks for images (``target: image``), 10 results.
 
 Prints a table and writes JSON (``--out``, default bench/results/gateway_overload.json)::
 
@@ -29,6 +35,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import io
 import json
 import random
 import time
@@ -39,7 +47,7 @@ from typing import Any
 
 import aiohttp
 
-from services.embedding.shapes.world import COLORS, SHAPES
+from services.embedding.shapes.world import COLORS, SHAPES, generate
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "gateway_overload.json"
 _SIZES = ("", "small ", "large ", "big ", "tiny ", "bright ", "dark ")
@@ -61,6 +69,27 @@ def queries(seed: int = 7) -> Iterator[str]:
             yield rng.choice(_ONE).format(t=thing())
         else:
             yield rng.choice(_TWO).format(t=thing(), u=thing())
+
+
+Body = dict[str, Any]
+
+
+def text_bodies(seed: int = 7) -> Iterator[Body]:
+    """text -> image search requests over :func:`queries`."""
+    for text in queries(seed):
+        yield {"text": text, "target": "image", "limit": 10}
+
+
+def image_bodies(seed: int = 7, distinct: int = 400) -> Iterator[Body]:
+    """image -> image search requests: ``distinct`` shapes images (inline PNG), drawn at random, forever."""
+    encoded = []
+    for s in generate(distinct, seed=seed, split="val"):
+        buf = io.BytesIO()
+        s.image.save(buf, format="PNG")
+        encoded.append(base64.b64encode(buf.getvalue()).decode())
+    rng = random.Random(seed)
+    while True:
+        yield {"image": {"data": rng.choice(encoded)}, "target": "image", "limit": 10}
 
 
 @dataclass
@@ -109,10 +138,10 @@ def percentile(values: list[float], p: float) -> float | None:
     return round(s[min(len(s) - 1, max(0, round(p / 100 * len(s)) - 1))], 1)
 
 
-async def _one(session: aiohttp.ClientSession, url: str, text: str, phase: Phase, lag_ms: float) -> None:
+async def _one(session: aiohttp.ClientSession, url: str, request: Body, phase: Phase, lag_ms: float) -> None:
     sent = time.perf_counter()
     try:
-        async with session.post(f"{url}/v1/search", json={"text": text, "limit": 10}) as resp:
+        async with session.post(f"{url}/v1/search", json=request) as resp:
             body = await resp.read()
             status = resp.status
             retry_after = resp.headers.get("Retry-After")
@@ -145,7 +174,7 @@ def _reason(body: bytes) -> str:
         return "not JSON"
 
 
-async def run_phase(session: aiohttp.ClientSession, url: str, texts: Iterator[str], name: str, *, rate: float,
+async def run_phase(session: aiohttp.ClientSession, url: str, bodies: Iterator[Body], name: str, *, rate: float,
                     seconds: float) -> Phase:
     """Send at ``rate``/s for ``seconds`` (open loop), then wait for every answer."""
     phase = Phase(name, round(rate, 1), seconds)
@@ -158,7 +187,7 @@ async def run_phase(session: aiohttp.ClientSession, url: str, texts: Iterator[st
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(_one(session, url, next(texts), phase, max(0.0, -delay) * 1000))
+        task = asyncio.create_task(_one(session, url, next(bodies), phase, max(0.0, -delay) * 1000))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
         phase.sent += 1
@@ -172,13 +201,35 @@ class Plan:
     low_rate: float = 5.0
     warmup_s: float = 3.0
     unloaded_s: float = 10.0
+    fixed_rate: float = 0.0
+    fixed_s: float = 15.0
+    search_from: float = 0.0
     step_s: float = 4.0
     step_factor: float = 1.3
     max_rate: float = 1000.0
+    target_ms: float = 25.0
     factor: float = 2.0
     duration_s: float = 120.0
     threshold_ms: float | None = None
     timeout_s: float = 30.0
+
+
+HELP = {
+    "low_rate": "queries/s of the warm-up and unloaded phases",
+    "warmup_s": "warm-up seconds (not reported)",
+    "unloaded_s": "seconds of the unloaded phase (its p99 is the reference)",
+    "fixed_rate": "queries/s of the fixed text -> image and image -> image phases; 0 skips them",
+    "fixed_s": "seconds of each fixed-rate phase",
+    "search_from": "first rate of the capacity search is this times --step-factor (0: --low-rate)",
+    "step_s": "seconds per capacity step",
+    "step_factor": "rate multiplier from one capacity step to the next",
+    "max_rate": "the capacity search stops here",
+    "target_ms": "p99 target: capacity_at_target_per_s is the highest rate that kept p99 under it",
+    "factor": "overload rate = factor x capacity",
+    "duration_s": "seconds of the overload phase",
+    "threshold_ms": "p99 bound of a served capacity step (default max(3 x unloaded p99, unloaded p99 + 150))",
+    "timeout_s": "client timeout per query (a query past it counts as 'no answer')",
+}
 
 
 def threshold_of(plan: Plan, unloaded_p99: float) -> float:
@@ -191,36 +242,67 @@ def within(step: Phase, threshold_ms: float) -> bool:
     return step.rejected_share < 0.01 and not step.errors_5xx and p99 is not None and p99 <= threshold_ms
 
 
+def capacity_at(phases: list[Phase], target_ms: float) -> float:
+    """The highest rate among ``phases`` that was served within ``target_ms`` (0.0 when none was).
+
+    >>> fast, slow = Phase("a", 10, 1, sent=10, ok=10, ok_ms=[5.0] * 10), Phase("b", 20, 1, sent=1, ok=1, ok_ms=[40.0])
+    >>> capacity_at([fast, slow], 25.0), capacity_at([slow], 25.0)
+    (10, 0.0)
+    """
+    return max((p.rate for p in phases if within(p, target_ms)), default=0.0)
+
+
+async def _search(session: aiohttp.ClientSession, url: str, bodies: Iterator[Body], plan: Plan,
+                  threshold: float) -> tuple[float, list[Phase]]:
+    """The capacity search: (capacity, the steps run)."""
+    steps: list[Phase] = []
+    capacity = plan.low_rate
+    rate = (plan.search_from or plan.low_rate) * plan.step_factor
+    while rate <= plan.max_rate:
+        step = await run_phase(session, url, bodies, f"step {rate:.0f}/s", rate=rate, seconds=plan.step_s)
+        steps.append(step)
+        if not within(step, threshold):  # once more: one stall of a shared machine is not the capacity
+            step = await run_phase(session, url, bodies, f"step {rate:.0f}/s again", rate=rate,
+                                   seconds=plan.step_s)
+            steps.append(step)
+            if not within(step, threshold):
+                break
+        capacity = rate
+        rate *= plan.step_factor
+    return capacity, steps
+
+
 async def run(url: str, plan: Plan, *, seed: int = 7) -> dict[str, Any]:
-    """All three phases against ``url``; the JSON-able report."""
-    texts = queries(seed)
+    """All phases against ``url``; the JSON-able report."""
+    texts = text_bodies(seed)
     connector = aiohttp.TCPConnector(limit=0)  # no client-side queue: open loop means every request goes out
     timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
+    fixed: list[Phase] = []
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await run_phase(session, url, texts, "warm-up", rate=plan.low_rate, seconds=plan.warmup_s)
         unloaded = await run_phase(session, url, texts, "unloaded", rate=plan.low_rate, seconds=plan.unloaded_s)
+        if plan.fixed_rate > 0:
+            images = image_bodies(seed)
+            fixed.append(await run_phase(session, url, texts, "text->image fixed", rate=plan.fixed_rate,
+                                         seconds=plan.fixed_s))
+            await run_phase(session, url, images, "image warm-up", rate=plan.low_rate, seconds=plan.warmup_s)
+            fixed.append(await run_phase(session, url, images, "image->image unloaded", rate=plan.low_rate,
+                                         seconds=plan.unloaded_s))
+            fixed.append(await run_phase(session, url, images, "image->image fixed", rate=plan.fixed_rate,
+                                         seconds=plan.fixed_s))
+            await asyncio.sleep(1.0)
         base_p99 = unloaded.summary()["ok_p99_ms"] or 0.0
         threshold = threshold_of(plan, base_p99)
-        steps: list[Phase] = []
-        capacity = plan.low_rate
-        rate = plan.low_rate * plan.step_factor
-        while rate <= plan.max_rate:
-            step = await run_phase(session, url, texts, f"step {rate:.0f}/s", rate=rate, seconds=plan.step_s)
-            steps.append(step)
-            if not within(step, threshold):  # once more: one stall of a shared machine is not the capacity
-                step = await run_phase(session, url, texts, f"step {rate:.0f}/s again", rate=rate,
-                                       seconds=plan.step_s)
-                steps.append(step)
-                if not within(step, threshold):
-                    break
-            capacity = rate
-            rate *= plan.step_factor
+        capacity, steps = await _search(session, url, texts, plan, threshold)
         await asyncio.sleep(2.0)  # let the last step's queue drain before the overload starts
         overload = await run_phase(session, url, texts, "overload", rate=plan.factor * capacity,
                                    seconds=plan.duration_s)
+    text_phases = [unloaded, *(p for p in fixed if p.name.startswith("text")), *steps]
     return {
         "url": url, "plan": asdict(plan), "threshold_ms": round(threshold, 1), "capacity_per_s": round(capacity, 1),
-        "unloaded": unloaded.summary(), "steps": [s.summary() for s in steps], "overload": overload.summary(),
+        "capacity_at_target_per_s": round(capacity_at(text_phases, plan.target_ms), 1),
+        "unloaded": unloaded.summary(), "fixed": [p.summary() for p in fixed], "steps": [s.summary() for s in steps],
+        "overload": overload.summary(),
     }
 
 
@@ -228,14 +310,15 @@ def table(report: dict[str, Any]) -> str:
     head = ("phase", "rate/s", "sent", "2xx", "429", "5xx", "other", "no answer", "p50 ms", "p99 ms",
             "429 p99 ms", "send lag p99")
     rows = [head]
-    for p in [report["unloaded"], *report["steps"], report["overload"]]:
+    for p in [report["unloaded"], *report.get("fixed", []), *report["steps"], report["overload"]]:
         rows.append((p["name"], f"{p['rate']:.1f}", str(p["sent"]), str(p["ok"]), str(p["rejected_429"]),
                      str(p["errors_5xx"]), str(p["other_status"]), str(p["client_errors"]),
                      _ms(p["ok_p50_ms"]), _ms(p["ok_p99_ms"]), _ms(p["rejected_p99_ms"]), _ms(p["send_lag_p99_ms"])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append(f"capacity {report['capacity_per_s']:.1f}/s (p99 threshold {report['threshold_ms']:.0f} ms); "
+    lines.append(f"capacity {report['capacity_per_s']:.1f}/s (p99 threshold {report['threshold_ms']:.0f} ms), "
+                 f"{report['capacity_at_target_per_s']:.1f}/s within p99 {report['plan']['target_ms']:.0f} ms; "
                  f"overload at {report['overload']['rate']:.1f}/s: 429 reasons {report['overload']['reasons_429']}")
     return "\n".join(lines)
 
@@ -245,12 +328,13 @@ def _ms(v: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", required=True, help="the gateway's base URL, e.g. http://127.0.0.1:8000")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report path")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="seed of the query texts and images")
     for name, default in asdict(Plan()).items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=default)
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=default,
+                       help=f"{HELP[name]} (default {default})")
     args = p.parse_args(argv)
     plan = Plan(**{name: getattr(args, name) for name in asdict(Plan())})
     report = asyncio.run(run(args.url, plan, seed=args.seed))

@@ -1,11 +1,28 @@
-"""`make bench`: ingest throughput and freshness on the real local stack.
+"""`make bench`: ingest throughput, freshness, gateway latency and memory on the real local stack, one run.
 
-Every figure is measured in this run next to a baseline measured in the same run on the same machine:
-- baseline "sink": what Weaviate's own Kafka sink connector does (vectors given in the records, no model):
-  an aiokafka consumer + batched Weaviate writes. xmodal's target is twice its throughput WITH embedding.
-- xmodal: the real `xmodal worker` subprocess with the configured spaces (by default the shapes CLIP for
-  images and texts and the sounds CLAP for audio and texts), on images + texts, then on audio clips.
-Prints a table and writes bench/results/latest.json.
+Every ratio compares figures measured in this run on this machine (figures move from machine to machine):
+1. baseline sink: what Weaviate's own Kafka sink connector does (vectors given in the records, no model): an
+   aiokafka consumer + batched Weaviate writes (bench/sink_baseline.py).
+2. xmodal worker: the real `xmodal worker` subprocess with the configured spaces (by default the shapes CLIP for
+   images and texts and the sounds CLAP for audio and texts) draining --events events, half 64x64 PNG images,
+   half texts. Its rate is "the worker's maximum" the freshness runs below take fractions of.
+3. naive loop: the seed's loop on the first --naive-events of the same events, same models and store code:
+   consume one, embed it, insert one object, commit, repeat (bench/naive_loop.py). Target: worker >= 10x it.
+4. audio: the worker on --clips clips of 1-2 s (decode, preview, embed in clap).
+5. freshness (indexed_at - Kafka timestamp, from the worker's histogram), p50/p99, one worker, open-loop
+   publishing at --rate events/s, then at 50% and 80% of the maximum from 2., --seconds each.
+   Targets: p99 <= 150 ms at --rate and at 50%, <= 500 ms at 80%.
+6. gateway (skip with --no-gateway): the real `xmodal gateway` over the shapes sample while a worker ingests
+   --gateway-ingest-rate events/s; the open-loop generator (bench/gateway_load.py, a separate process) sends
+   text -> image and image -> image at --gateway-rate/s, searches the capacity (p99 under --gateway-target-ms,
+   and saturation), then offers twice the saturation capacity for --overload-s (bench/gateway_bench.py).
+7. peak RSS of the worker (during 2. and 5.) and of the gateway (during 6.), sampled from /proc.
+8. with --growth (`make bench SCALE=1`, long): bench/growth.py at --growth-sizes objects.
+
+Prints one table and writes bench/results/latest.json (the machine, every row, every raw figure). The defaults
+take 5-7 minutes on a 2-core machine; smaller sizes for a quick look (about 2 minutes):
+
+    python -m bench.run --events 600 --naive-events 100 --clips 100 --seconds 5 --no-gateway
 """
 
 from __future__ import annotations
@@ -13,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
 import random
 import tempfile
 import time
@@ -22,7 +38,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import audio_events, freshness_quantiles, histogram, percentile, publish_at_rate, sample_events
+from bench import report
+from bench.common import audio_events, freshness_quantiles, histogram, percentile, publish_paced, sample_events
+from bench.gateway_bench import GatewayPlan, bench_gateway
+from bench.rows import build_rows, ratios
+from bench.rss import RssSampler
 from schemas.asset_event import AssetEvent
 from services.config import WorkerSettings, enabled_spaces
 from services.localstack import LocalStack
@@ -32,18 +52,24 @@ from tests.harness.lanes import Lane, WorkerProcess, wait_stored
 RESULTS = Path(__file__).parent / "results"
 
 
+def _lane(tmp: Path) -> Lane:
+    return Lane(f"b{uuid.uuid4().hex[:10]}", tmp)
+
+
 async def bench_sink_baseline(n: int, tmp: Path) -> dict[str, Any]:
     from bench.sink_baseline import run_sink
 
-    lane = Lane(f"b{uuid.uuid4().hex[:10]}", tmp)
+    lane = _lane(tmp)
     await lane.create_topics()
-    return await run_sink(lane, n)
+    try:
+        return await run_sink(lane, n)
+    finally:
+        await lane.drop(collection=False)  # run_sink drops its collection
 
 
-async def bench_worker_throughput(n: int, tmp: Path, events: list[AssetEvent] | None = None) -> dict[str, Any]:
-    lane = Lane(f"b{uuid.uuid4().hex[:10]}", tmp)
+async def bench_worker_throughput(tmp: Path, events: list[AssetEvent]) -> dict[str, Any]:
+    lane = _lane(tmp)
     await lane.create_topics()
-    events = events if events is not None else sample_events(n, seed=1)
     n = len(events)
     async with EventPublisher(lane.kafka) as pub:
         published = await pub.publish_many(events)
@@ -51,50 +77,60 @@ async def bench_worker_throughput(n: int, tmp: Path, events: list[AssetEvent] | 
     worker.start()
     try:
         await worker.wait_ready(timeout_s=300)
-        t0 = time.perf_counter()
-        await wait_stored(lane, published, timeout_s=900)
-        took = time.perf_counter() - t0
+        assert worker.proc is not None
+        async with RssSampler(worker.proc.pid) as rss:
+            t0 = time.perf_counter()
+            await wait_stored(lane, published, timeout_s=900)
+            took = time.perf_counter() - t0
         runs = worker.metric("xmodal_model_inputs_total")
         batches = worker.metric("xmodal_batch_size_count")
     finally:
         worker.stop()
-        await _drop(lane)
+        await lane.drop()
     return {"events": n, "seconds": round(took, 2), "events_per_s": round(n / took, 1),
-            "model_inputs": int(runs), "batches": int(batches)}
+            "model_inputs": int(runs), "batches": int(batches), "rss": rss.summary()}
 
 
-async def bench_freshness(rate: float, seconds: float, tmp: Path) -> dict[str, Any]:
-    lane = Lane(f"b{uuid.uuid4().hex[:10]}", tmp)
+async def bench_naive(tmp: Path, events: list[AssetEvent]) -> dict[str, Any]:
+    from bench.naive_loop import load_spaces, run_naive
+
+    lane = _lane(tmp)
+    await lane.create_topics()
+    embedders = await asyncio.to_thread(load_spaces, WorkerSettings())
+    try:
+        return await run_naive(lane, events, embedders)
+    finally:
+        await lane.drop()
+
+
+async def bench_freshness(rates: list[float], labels: list[str], seconds: float, tmp: Path) -> dict[str, Any]:
+    """One worker; each rate in turn for ``seconds``, each drained (committed) before the next starts."""
+    lane = _lane(tmp)
     await lane.create_topics()
     worker = WorkerProcess(lane)
     worker.start()
+    runs = []
     try:
         await worker.wait_ready(timeout_s=300)
-        async with EventPublisher(lane.kafka, linger_ms=0) as pub:
-            await publish_at_rate(pub, sample_events(20, seed=9), 2.0)  # warm-up: model, connections
-            before = histogram(worker.metrics_text(), "xmodal_freshness_seconds")
-            events = sample_events(int(rate * seconds), seed=2)
-            visible = await publish_at_rate(pub, events, rate, lane=lane)
-        after = histogram(worker.metrics_text(), "xmodal_freshness_seconds")
+        assert worker.proc is not None
+        async with RssSampler(worker.proc.pid) as rss, EventPublisher(lane.kafka, linger_ms=0) as pub:
+            await publish_paced(pub, sample_events(20, seed=9), 2.0)  # warm-up: model, connections
+            for k, (rate, label) in enumerate(zip(rates, labels, strict=True)):
+                events = sample_events(max(1, int(rate * seconds)), seed=2 + k)
+                before = histogram(worker.metrics_text(), "xmodal_freshness_seconds")
+                paced = await publish_paced(pub, events, rate, lane=lane)
+                after = histogram(worker.metrics_text(), "xmodal_freshness_seconds")
+                q = freshness_quantiles(before, after)
+                runs.append({
+                    "label": label, "rate": rate, "offered_per_s": paced.offered_per_s(len(events)),
+                    "events": len(events), "freshness_p50_ms": q[0.5], "freshness_p99_ms": q[0.99],
+                    "publish_to_committed_p50_ms": percentile(paced.committed_ms, 50),
+                    "publish_to_committed_p99_ms": percentile(paced.committed_ms, 99),
+                    "send_lag_p99_ms": percentile(paced.send_lag_ms, 99)})
     finally:
         worker.stop()
-        await _drop(lane)
-    q = freshness_quantiles(before, after)
-    return {"rate": rate, "events": len(events), "freshness_p50_ms": q[0.5], "freshness_p99_ms": q[0.99],
-            "publish_to_committed_p50_ms": percentile(visible, 50), "publish_to_committed_p99_ms":
-            percentile(visible, 99)}
-
-
-async def _drop(lane: Lane) -> None:
-    from services.store import AssetStore
-
-    async with AssetStore(lane.weaviate, {"clip": 1}) as store:
-        await store.drop_collection()
-
-
-def table(rows: list[tuple[str, str, str]]) -> str:
-    w = [max(len(r[i]) for r in rows) for i in range(3)]
-    return "\n".join(f"{a:<{w[0]}}  {b:>{w[1]}}  {c}" for a, b, c in rows)
+        await lane.drop()
+    return {"runs": runs, "rss": rss.summary()}
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -102,49 +138,73 @@ async def main(args: argparse.Namespace) -> int:
     if not stack.healthy():
         stack.up()
     random.seed(0)
+    started = time.perf_counter()
+    out: dict[str, Any] = {"when": datetime.now(UTC).isoformat(), "machine": report.machine(),
+                           "args": vars(args)}
+    spaces = enabled_spaces(WorkerSettings().spaces)
+    out["model"] = " + ".join(f"{name}: {m.name}" for name, m in spaces.items())
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        base = await bench_sink_baseline(args.events, tmp)
-        thr = await bench_worker_throughput(args.events, tmp)
-        audio = await bench_worker_throughput(0, tmp, events=audio_events(args.clips))
-        fresh = await bench_freshness(args.rate, args.seconds, tmp)
-    spaces = enabled_spaces(WorkerSettings().spaces)
-    model = " + ".join(f"{name}: {m.name}" for name, m in spaces.items())
-    ratio = thr["events_per_s"] / max(base["events_per_s"], 1e-9)
-    rows = [
-        ("measure", "value", "note"),
-        ("baseline sink (vectors given, no model)", f"{base['events_per_s']:.0f}/s", f"{base['events']} events"),
-        ("xmodal worker, 50% images 50% texts", f"{thr['events_per_s']:.0f}/s",
-         f"{thr['events']} events, {thr['batches']} batches; target 2.00x baseline"),
-        ("xmodal worker, audio clips (decode, preview, embed)", f"{audio['events_per_s']:.0f}/s",
-         f"{audio['events']} clips of 1-2 s, {audio['batches']} batches"),
-        ("xmodal / baseline", f"{ratio:.2f}x", ""),
-        (f"freshness p50 at {args.rate:.0f}/s", f"{fresh['freshness_p50_ms']:.0f} ms", "indexed_at - Kafka time"),
-        (f"freshness p99 at {args.rate:.0f}/s", f"{fresh['freshness_p99_ms']:.0f} ms", "target <= 150 ms"),
-        ("publish -> committed p50", f"{fresh['publish_to_committed_p50_ms']:.0f} ms", "read-your-writes wait"),
-        ("publish -> committed p99", f"{fresh['publish_to_committed_p99_ms']:.0f} ms", ""),
-    ]
-    print(f"spaces: {model}")
-    print(table(rows))
+        events = sample_events(args.events, seed=1)
+        out["baseline_sink"] = await bench_sink_baseline(args.events, tmp)
+        out["worker_throughput"] = await bench_worker_throughput(tmp, events)
+        out["naive_loop"] = await bench_naive(tmp, events[:args.naive_events])
+        out["worker_audio_throughput"] = await bench_worker_throughput(tmp, audio_events(args.clips))
+        rates = report.freshness_rates(args.rate, out["worker_throughput"]["events_per_s"])
+        labels = ["fixed", "50% of max", "80% of max"]
+        out["freshness"] = await bench_freshness(rates, labels, args.seconds, tmp)
+        if not args.no_gateway:
+            plan = GatewayPlan(rate=args.gateway_rate, fixed_s=args.gateway_fixed_s,
+                               target_ms=args.gateway_target_ms, ingest_rate=args.gateway_ingest_rate,
+                               overload_s=args.overload_s)
+            try:
+                out["gateway"] = await bench_gateway(tmp, plan)
+            except (RuntimeError, AssertionError) as exc:  # keep the ingest figures; say why these are missing
+                out["gateway_error"] = str(exc)
+                print(f"!! gateway figures missing: {exc}")
+    if args.growth:
+        from bench.growth import run_growth
+
+        out["growth"] = await run_growth([int(s) for s in args.growth_sizes.split(",")], queries=args.growth_queries)
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    out["ratios"] = ratios(out)
+    rows = build_rows(out)
+    out["rows"] = [[r.measure, r.value, r.note] for r in rows]
+    print(f"machine: {report.describe(out['machine'])}")
+    print(f"spaces: {out['model']}; took {out['seconds']:.0f} s")
+    print(report.table(rows))
     RESULTS.mkdir(exist_ok=True)
-    out = {"when": datetime.now(UTC).isoformat(), "machine": platform.node(), "cpus": _cpus(), "model": model,
-           "baseline_sink": base, "worker_throughput": thr, "worker_audio_throughput": audio, "freshness": fresh,
-           "ratio_vs_baseline": ratio}
     (RESULTS / "latest.json").write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwrote {RESULTS / 'latest.json'}")
     return 0
 
 
-def _cpus() -> int:
-    import os
-
-    return os.cpu_count() or 0
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--events", type=int, default=3000, help="events of the sink and worker throughput runs "
+                   "(default 3000; the worker drains them in ~5-10 s here)")
+    p.add_argument("--naive-events", type=int, default=600, help="events of the naive loop: the first N of the "
+                   "worker's (default 600; ~35/s here, so ~20 s)")
+    p.add_argument("--clips", type=int, default=600, help="audio clips of the audio run (default 600)")
+    p.add_argument("--rate", type=float, default=200.0, help="fixed events/s of the first freshness run "
+                   "(default 200; the other two are 50%% and 80%% of the worker's measured maximum)")
+    p.add_argument("--seconds", type=float, default=15.0, help="length of each freshness run (default 15)")
+    p.add_argument("--no-gateway", action="store_true", help="skip the gateway figures (saves ~3 minutes)")
+    p.add_argument("--gateway-rate", type=float, default=100.0, help="offered queries/s of the fixed text -> "
+                   "image and image -> image runs (default 100)")
+    p.add_argument("--gateway-fixed-s", type=float, default=15.0, help="length of each fixed-rate run (default 15)")
+    p.add_argument("--gateway-target-ms", type=float, default=25.0, help="the p99 target the capacity search "
+                   "reports the highest rate within (default 25)")
+    p.add_argument("--gateway-ingest-rate", type=float, default=20.0, help="events/s the worker ingests during "
+                   "the gateway runs (default 20)")
+    p.add_argument("--overload-s", type=float, default=20.0, help="length of the 2x-capacity run (default 20)")
+    p.add_argument("--growth", action="store_true", help="add the growth table (make bench SCALE=1; long): "
+                   "query p99 and write rates at --growth-sizes objects, with and without compression")
+    p.add_argument("--growth-sizes", default="10000,100000,1000000", help="object counts of the growth table")
+    p.add_argument("--growth-queries", type=int, default=500, help="queries per growth measurement (default 500)")
+    return p
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--events", type=int, default=3000, help="events for the throughput runs")
-    p.add_argument("--clips", type=int, default=600, help="audio clips for the audio throughput run")
-    p.add_argument("--rate", type=float, default=200.0, help="events/s for the freshness run")
-    p.add_argument("--seconds", type=float, default=15.0, help="length of the freshness run")
-    raise SystemExit(asyncio.run(main(p.parse_args())))
+    raise SystemExit(asyncio.run(main(parser().parse_args())))
