@@ -92,10 +92,14 @@ async def test_three_workers_killed_at_random_and_a_fourth_added(lane: Lane) -> 
             await w.wait_ready()
         producer = asyncio.create_task(stream())
         added = WorkerProcess(lane, name="added", env=env)
+        every = sorted(f"{lane.kafka.topic}:{i}" for i in range(lane.partitions))
         for k in range(KILLS):
+            # the group settled after the last restart (every partition held once, by a live worker), so that
+            # the victim holds partitions (4 over 3-4 workers leave some with none) and its takeover is
+            # measured; on a slow machine a kill during the rebalance would find every worker holding none
+            await eventually(lambda: sorted(p for w in workers for p in held_by(w)) == every,
+                             "the group holds every partition once", timeout_s=SESSION_TIMEOUT_S + 120)
             await asyncio.sleep(rng.uniform(1.0, 4.0))
-            # a worker that holds partitions (4 partitions over 3-4 workers leave some with none), so that
-            # every kill hands partitions over and its takeover is measured
             holding = {w: held_by(w) for w in workers}
             victim = rng.choice([w for w, held in holding.items() if held] or workers)
             held = holding[victim]
@@ -110,9 +114,11 @@ async def test_three_workers_killed_at_random_and_a_fourth_added(lane: Lane) -> 
             if held:
                 takeovers.append(time.monotonic() - t0)
             victim.start()
+            await victim.wait_ready()
             if k == KILLS // 2:
                 added.start()  # a new worker mid-stream takes partitions without loss
                 workers.append(added)
+                await added.wait_ready()
         await producer
         await wait_stored(lane, published, timeout_s=300)
         assert added.alive, added.tail()
@@ -120,5 +126,6 @@ async def test_three_workers_killed_at_random_and_a_fourth_added(lane: Lane) -> 
         for w in workers:
             w.stop()
     print(f"progress resumed after each kill -9 in: {[round(t, 1) for t in takeovers]} s")
+    assert len(takeovers) == KILLS, f"only {len(takeovers)} of {KILLS} kills hit a worker holding partitions"
     assert max(takeovers) < SESSION_TIMEOUT_S + 60, takeovers
     await assert_exact(lane, sc)
