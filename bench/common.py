@@ -133,6 +133,37 @@ def histogram(text: str, name: str) -> dict[float, float]:
     return out
 
 
+def histogram_sums(text: str, name: str, label: str | None = None) -> dict[str, tuple[float, float]]:
+    """(sum, count) of one histogram in Prometheus text, per value of ``label`` ("" without one).
+
+    >>> text = 'h_sum{stage="embed"} 1.5\\nh_count{stage="embed"} 3.0\\n'
+    >>> histogram_sums("# TYPE h histogram\\n" + text, "h", "stage")
+    {'embed': (1.5, 3.0)}
+    """
+    out: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            for k, suffix in enumerate(("_sum", "_count")):
+                if s.name == name + suffix:
+                    out.setdefault(s.labels.get(label, "") if label else "", [0.0, 0.0])[k] += s.value
+    return {key: (v[0], v[1]) for key, v in out.items()}
+
+
+def mean_between(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+                 ) -> dict[str, float]:
+    """Per key, the mean of the observations between two scrapes (delta sum / delta count); keys with none left out.
+
+    >>> mean_between({"a": (1.0, 2.0)}, {"a": (4.0, 5.0), "b": (0.0, 0.0)})
+    {'a': 1.0}
+    """
+    out = {}
+    for key, (total, count) in after.items():
+        t0, c0 = before.get(key, (0.0, 0.0))
+        if count > c0:
+            out[key] = (total - t0) / (count - c0)
+    return out
+
+
 def freshness_quantiles(before: dict[float, float], after: dict[float, float]) -> dict[float, float]:
     """p50 / p99 in ms of the observations between two scrapes (Prometheus histogram_quantile maths)."""
     les = sorted(after)

@@ -54,8 +54,16 @@ def freshness_rows(out: dict[str, Any]) -> list[Row]:
         note = f"offered {run['offered_per_s']:.0f}/s"
         if target is not None:
             note += f"; p99 target <= {target:.0f} ms: {verdict(run['freshness_p99_ms'], target, at_most=True)}"
+        if run.get("batch_mean_events") is not None:
+            note += f"; mean batch {run['batch_mean_events']:g} events"
         rows.append(Row(f"freshness p50 / p99 at {where}", _pair(run["freshness_p50_ms"], run["freshness_p99_ms"]),
                         note))
+        stages = run.get("stage_mean_ms") or {}
+        if stages:  # where a batch's time went at this rate: the stages that freshness is made of
+            shown = [s for s in ("queue_wait", "lookup", "fetch", "embed", "upsert", "commit", "total") if s in stages]
+            rows.append(Row(f"  per batch at {run['rate']:.0f}/s, mean ms",
+                            ", ".join(f"{s} {stages[s]:.0f}" for s in shown),
+                            "queue_wait: oldest event's Kafka time to batch start"))
     if fresh["runs"]:
         first = fresh["runs"][0]
         rows.append(Row(f"publish -> committed p50 / p99 at {first['rate']:.0f}/s",

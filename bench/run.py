@@ -39,7 +39,16 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.common import audio_events, freshness_quantiles, histogram, percentile, publish_paced, sample_events
+from bench.common import (
+    audio_events,
+    freshness_quantiles,
+    histogram,
+    histogram_sums,
+    mean_between,
+    percentile,
+    publish_paced,
+    sample_events,
+)
 from bench.gateway_bench import GatewayPlan, bench_gateway
 from bench.rows import build_rows, ratios
 from bench.rss import RssSampler
@@ -117,16 +126,24 @@ async def bench_freshness(rates: list[float], labels: list[str], seconds: float,
             await publish_paced(pub, sample_events(20, seed=9), 2.0)  # warm-up: model, connections
             for k, (rate, label) in enumerate(zip(rates, labels, strict=True)):
                 events = sample_events(max(1, int(rate * seconds)), seed=2 + k)
-                before = histogram(worker.metrics_text(), "xmodal_freshness_seconds")
+                text0 = worker.metrics_text()
                 paced = await publish_paced(pub, events, rate, lane=lane)
-                after = histogram(worker.metrics_text(), "xmodal_freshness_seconds")
-                q = freshness_quantiles(before, after)
+                text1 = worker.metrics_text()
+                q = freshness_quantiles(histogram(text0, "xmodal_freshness_seconds"),
+                                        histogram(text1, "xmodal_freshness_seconds"))
+                # how the batches adapted to the rate, and where a batch's time went (means per batch)
+                batch = mean_between(histogram_sums(text0, "xmodal_batch_size"),
+                                     histogram_sums(text1, "xmodal_batch_size"))
+                stages = mean_between(histogram_sums(text0, "xmodal_stage_seconds", "stage"),
+                                      histogram_sums(text1, "xmodal_stage_seconds", "stage"))
                 runs.append({
                     "label": label, "rate": rate, "offered_per_s": paced.offered_per_s(len(events)),
                     "events": len(events), "freshness_p50_ms": q[0.5], "freshness_p99_ms": q[0.99],
                     "publish_to_committed_p50_ms": percentile(paced.committed_ms, 50),
                     "publish_to_committed_p99_ms": percentile(paced.committed_ms, 99),
-                    "send_lag_p99_ms": percentile(paced.send_lag_ms, 99)})
+                    "send_lag_p99_ms": percentile(paced.send_lag_ms, 99),
+                    "batch_mean_events": round(batch.get("", float("nan")), 1),
+                    "stage_mean_ms": {k: round(v * 1000, 1) for k, v in sorted(stages.items())}})
     finally:
         worker.stop()
         await lane.drop()

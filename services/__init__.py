@@ -5,11 +5,12 @@ Dependencies point inward: services import schemas, never streams or the CLI (cl
 """
 
 import contextlib
+import importlib
 import warnings
 
 # weaviate-client imports authlib's httpx integration, which warns on import in every process (authlib
 # 1.9's own deprecation, nothing xmodal can act on): keep it out of --help and the logs. authlib installs an
 # "always" filter for its warnings when its module loads, so it loads first and this filter goes in front.
 with contextlib.suppress(ImportError):
-    import authlib.deprecate  # noqa: F401
+    importlib.import_module("authlib.deprecate")
 warnings.filterwarnings("ignore", message="The httpx module is deprecated", module="authlib")

@@ -18,7 +18,7 @@ from bench.report import Row
 from bench.rows import build_rows, ratios
 
 
-@pytest.mark.parametrize("name", ["bench.report", "bench.rss", "bench.gateway_load", "bench.growth"])
+@pytest.mark.parametrize("name", ["bench.report", "bench.rss", "bench.gateway_load", "bench.growth", "bench.common"])
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
@@ -141,3 +141,14 @@ def test_unit_vectors_are_unit_length() -> None:
 def test_ratios() -> None:
     assert ratios(_run()) == {"worker_vs_baseline": 0.23, "worker_vs_naive": 12.5,
                               "overload_p99_vs_unloaded_p99": 2.5}
+
+
+def test_freshness_rows_show_the_mean_batch_and_where_a_batch_went() -> None:
+    out = _run()
+    out["freshness"]["runs"][0].update(batch_mean_events=12.5, stage_mean_ms={
+        "embed": 40.0, "upsert": 12.0, "queue_wait": 30.0, "total": 90.0, "dead_letter": 0.0})
+    rows = {r.measure: r for r in build_rows(out)}
+    assert rows["freshness p50 / p99 at 200/s"].note.endswith("mean batch 12.5 events")
+    # the stages in pipeline order, the ones not run (dead letters) left out
+    assert rows["  per batch at 200/s, mean ms"].value == "queue_wait 30, embed 40, upsert 12, total 90"
+    assert "  per batch at 225/s, mean ms" not in rows  # a run without the breakdown (older JSON) has no row
