@@ -18,7 +18,8 @@ from bench.report import Row
 from bench.rows import build_rows, ratios
 
 
-@pytest.mark.parametrize("name", ["bench.report", "bench.rss", "bench.gateway_load", "bench.growth", "bench.common"])
+@pytest.mark.parametrize("name", ["bench.report", "bench.rss", "bench.gateway_load", "bench.growth", "bench.common",
+                                  "bench.profile"])
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
