@@ -61,9 +61,9 @@ def freshness_rows(out: dict[str, Any]) -> list[Row]:
         stages = run.get("stage_mean_ms") or {}
         if stages:  # where a batch's time went at this rate: the stages that freshness is made of
             shown = [s for s in ("queue_wait", "lookup", "fetch", "embed", "upsert", "commit", "total") if s in stages]
-            rows.append(Row(f"  per batch at {run['rate']:.0f}/s, mean ms",
-                            ", ".join(f"{s} {stages[s]:.0f}" for s in shown),
-                            "queue_wait: oldest event's Kafka time to batch start"))
+            rows.append(Row(f"  mean batch time at {run['rate']:.0f}/s", f"{stages.get('total', float('nan')):,.0f} ms",
+                            ", ".join(f"{s} {stages[s]:.0f}" for s in shown if s != "total")
+                            + " ms (queue_wait: the oldest event's wait before its batch began)"))
     if fresh["runs"]:
         first = fresh["runs"][0]
         rows.append(Row(f"publish -> committed p50 / p99 at {first['rate']:.0f}/s",
