@@ -15,11 +15,8 @@ import asyncio
 import itertools
 import json
 import os
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +24,14 @@ from typing import Any
 
 from bench.common import sample_events
 from bench.rss import RssSampler
-from cli.invoke import XMODAL, with_root
+from cli.invoke import with_root
 from services.config import WorkerSettings
 from services.embedding.model import load_embedder
 from services.publish import EventPublisher, Published
 from services.store import AssetStore
 from tests.harness.catalogue import index_shapes_sample
-from tests.harness.lanes import Lane, WorkerProcess, free_port, wait_stored
+from tests.harness.gateways import start_gateway, wait_ready
+from tests.harness.lanes import Lane, WorkerProcess, wait_stored
 
 
 @dataclass(frozen=True)
@@ -48,55 +46,6 @@ class GatewayPlan:
     search_from: float = 20.0
     step_s: float = 4.0
     step_factor: float = 1.25
-
-
-@dataclass
-class GatewayProcess:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, n: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def start_gateway(lane: Lane) -> GatewayProcess:
-    port = free_port()
-    env = {**lane.env(), "XMODAL_PORT": str(port), "XMODAL_RERANK__KIND": "none",
-           "XMODAL_WORKER_METRICS_URLS": json.dumps([f"http://127.0.0.1:{lane.web_port}/metrics"])}
-    log = lane.tmp / "gateway.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([*XMODAL, "gateway"], env=with_root(env), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    return GatewayProcess(f"http://127.0.0.1:{port}", proc, log)
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-async def wait_ready(gw: GatewayProcess, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if gw.proc.poll() is not None:
-            raise RuntimeError(f"the gateway exited with {gw.proc.returncode}:\n{gw.tail()}")
-        if await asyncio.to_thread(_ready, gw.url):
-            return
-        await asyncio.sleep(0.5)
-    raise RuntimeError(f"the gateway was not ready within {timeout_s}s:\n{gw.tail()}")
 
 
 def load_command(url: str, out: Path, plan: GatewayPlan) -> list[str]:

@@ -178,22 +178,17 @@ QuantizerUpdate = _PQConfigUpdate | _BQConfigUpdate | _SQConfigUpdate | _RQConfi
 
 def _quantizer(index: VectorIndexSettings) -> _QuantizerConfigCreate:
     q = Configure.VectorIndex.Quantizer
-    match index.compression:
-        case "rq":
-            return q.rq(bits=index.rq_bits, rescore_limit=index.rescore_limit)
-        case "sq":
-            return q.sq(rescore_limit=index.rescore_limit, training_limit=index.training_limit)
-        case "pq":
-            return q.pq(segments=index.pq_segments, centroids=index.pq_centroids,
-                        training_limit=index.training_limit)
-        case "bq":
-            return q.bq()
     # "none" is no compression even where the server sets a DEFAULT_QUANTIZATION for new collections
-    return q.none()
+    return cast(_QuantizerConfigCreate, _compression(q, index) or q.none())
 
 
 def _quantizer_update(index: VectorIndexSettings) -> QuantizerUpdate | None:
-    q = Reconfigure.VectorIndex.Quantizer
+    return cast("QuantizerUpdate | None", _compression(Reconfigure.VectorIndex.Quantizer, index))
+
+
+def _compression(q: Any, index: VectorIndexSettings) -> Any:
+    """The quantizer of ``index.compression`` from ``q`` (the client's Configure or Reconfigure factory, whose
+    methods take the same arguments); None for "none"."""
     match index.compression:
         case "rq":
             return q.rq(bits=index.rq_bits, rescore_limit=index.rescore_limit)

@@ -20,26 +20,23 @@ import asyncio
 import itertools
 import json
 import os
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.common import sample_events
-from cli.invoke import XMODAL, with_root
+from cli.invoke import with_root
 from services.config import ModelSettings
 from services.embedding.model import load_embedder
 from services.publish import EventPublisher
 from services.store import AssetStore
 from tests.harness.catalogue import index_shapes_sample
-from tests.harness.lanes import Lane, WorkerProcess, free_port, wait_stored
+from tests.harness.gateways import GatewayProcess, start_gateway, wait_ready
+from tests.harness.lanes import Lane, WorkerProcess, wait_stored
 
 pytestmark = pytest.mark.integration
 
@@ -48,56 +45,6 @@ OVERLOAD_S = 120.0 if SOAK else 15.0
 INGEST_PER_S = 10.0
 #: One space, no reranker: the shapes CLIP the sample is indexed with, on CPU, in both processes.
 SPACE_ENV = {"XMODAL_SPACES__CLAP__ENABLED": "false", "XMODAL_SPACES__CLIP__DEVICE": "cpu"}
-
-
-@dataclass
-class GatewayProcess:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, n: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-
-
-def start_gateway(lane: Lane) -> GatewayProcess:
-    port = free_port()
-    env = {**lane.env(), **SPACE_ENV, "XMODAL_PORT": str(port), "XMODAL_RERANK__KIND": "none",
-           "XMODAL_WORKER_METRICS_URLS": json.dumps([f"http://127.0.0.1:{lane.web_port}/metrics"])}
-    log = lane.tmp / "gateway.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([*XMODAL, "gateway"], env=with_root(env), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    return GatewayProcess(f"http://127.0.0.1:{port}", proc, log)
-
-
-async def wait_ready(gw: GatewayProcess, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if gw.proc.poll() is not None:
-            raise AssertionError(f"the gateway exited with {gw.proc.returncode}:\n{gw.tail()}")
-        if await asyncio.to_thread(_ready, gw.url):
-            return
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"the gateway was not ready within {timeout_s}s:\n{gw.tail()}")
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture
@@ -109,13 +56,13 @@ async def system(stack: Any, unique_name: str, tmp_path: Path) -> AsyncIterator[
         await index_shapes_sample(store, embedder)
     worker = WorkerProcess(lane)
     worker.start()
-    gateway = start_gateway(lane)
+    gateway = start_gateway(lane, SPACE_ENV)
     try:
         await worker.wait_ready()
         await wait_ready(gateway)
         yield lane, gateway
     finally:
-        stop(gateway.proc)
+        gateway.stop()
         worker.stop()
         async with AssetStore(lane.weaviate, {embedder.space: embedder.dim}) as store:
             await store.drop_collection()
