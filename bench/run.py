@@ -20,7 +20,7 @@ Every ratio compares figures measured in this run on this machine (figures move 
 8. with --growth (`make bench SCALE=1`, long): bench/growth.py at --growth-sizes objects.
 
 Prints one table and writes bench/results/latest.json (the machine, every row, every raw figure). The defaults
-take 5-7 minutes on a 2-core machine; smaller sizes for a quick look (about 2 minutes):
+take 4-5 minutes on a 2-core machine; smaller sizes for a quick look (about 2 minutes):
 
     python -m bench.run --events 600 --naive-events 100 --clips 100 --seconds 5 --no-gateway
 """
