@@ -24,7 +24,7 @@ from services.fetch.images import decode_image
 from services.gateway.deps import Deps
 from services.gateway.encoder import QueryEncoder
 from services.gateway.errors import BadRequest, DependencyDown, NotFound
-from services.gateway.fusion import Ranked, fusion_depth, reciprocal_rank_fusion, resolve_part
+from services.gateway.fusion import Ranked, caption_share, fusion_depth, reciprocal_rank_fusion, resolve_part
 from services.gateway.models import (
     AudioData,
     AudioUri,
@@ -262,7 +262,8 @@ class Searcher:
         content, captioned = await both(store.search(deep), store.search(replace(deep, space=captions)))
         if not captioned and opts.part is None:
             return Ranked(content[offset : offset + limit], "content")
-        fused = reciprocal_rank_fusion({"content": content, "caption": captioned})
+        fused = reciprocal_rank_fusion({"content": content, "caption": captioned},
+                                       shares={"caption": caption_share(content)})
         return replace(fused, hits=fused.hits[offset : offset + limit])
 
     def _check_rerank(self, opts: SearchOptions) -> None:

@@ -19,7 +19,7 @@ from services.fetch.fetcher import Fetcher
 from services.gateway.deps import Deps
 from services.gateway.encoder import QueryEncoder
 from services.gateway.errors import BadRequest
-from services.gateway.fusion import FUSION_DEPTH, RRF_K, reciprocal_rank_fusion, resolve_part
+from services.gateway.fusion import FUSION_DEPTH, RRF_K, caption_share, reciprocal_rank_fusion, resolve_part
 from services.gateway.models import SearchRequest
 from services.gateway.query import Query, Searcher
 from services.store.models import Hit, SearchQuery, StoredAsset
@@ -28,8 +28,9 @@ T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 CLIP = frozenset({"image", "text"})
 
 
-def hit(asset_id: str, score: float, modality: str = "image") -> Hit:
-    return Hit(asset_id, score, modality, {}, None, None, True, T0, T0, caption=f"caption of {asset_id}")
+def hit(asset_id: str, score: float, modality: str = "image", *, captioned: bool = True) -> Hit:
+    caption = f"caption of {asset_id}" if captioned else None
+    return Hit(asset_id, score, modality, {}, None, None, True, T0, T0, caption=caption)
 
 
 def ranking(*ids: str) -> list[Hit]:
@@ -40,9 +41,11 @@ def ranking(*ids: str) -> list[Hit]:
 
 
 def test_fusion_returns_each_asset_once_by_the_sum_of_its_reciprocal_ranks() -> None:
-    fused = reciprocal_rank_fusion({"content": ranking("a", "b", "c"), "caption": ranking("c", "d")})
-    assert [h.asset_id for h in fused.hits] == ["c", "a", "b", "d"]
+    fused = reciprocal_rank_fusion({"content": ranking("a", "b", "c"), "caption": ranking("c", "d", "e", "f")})
+    assert [h.asset_id for h in fused.hits] == ["c", "a", "d", "b", "e", "f"]
     assert fused.hits[0].score == pytest.approx(1 / (RRF_K + 3) + 1 / (RRF_K + 1))
+    # a is not in the caption ranking: it counts as ranked just after its end (5th)
+    assert fused.hits[1].score == pytest.approx(1 / (RRF_K + 1) + 1 / (RRF_K + 5))
     assert fused.parts["c"] == {"content": 0.7, "caption": 0.9}
     assert fused.parts["d"] == {"caption": 0.8}
     assert fused.part == "fused"
@@ -59,6 +62,40 @@ def test_an_asset_twice_in_one_ranking_counts_once_at_its_best_rank() -> None:
     assert [h.asset_id for h in fused.hits] == ["a", "b"]
     assert fused.hits[0].score == pytest.approx(1 / (RRF_K + 1))
     assert fused.parts["a"] == {"content": 0.9}
+
+
+def test_the_caption_share_is_estimated_from_the_content_ranking() -> None:
+    assert caption_share([]) == 1.0
+    half = [hit("a", 0.9), hit("b", 0.8, captioned=False), hit("c", 0.7), hit("d", 0.6, captioned=False)]
+    assert caption_share(half) == pytest.approx(3 / 5)
+    assert caption_share([hit(f"a{i}", 0.5) for i in range(9)]) == 1.0
+
+
+def test_a_lone_caption_does_not_lift_its_asset_over_every_content_hit() -> None:
+    # 50 images, one with a caption that has nothing to do with the query: first of the caption ranking
+    # (it is the only caption), 30th of the content ranking.
+    content = [hit(f"i{n}", 0.9 - n / 100, captioned=n == 29) for n in range(50)]
+    captions = [hit("i29", 0.6)]
+    def textbook(rankings: dict[str, list[Hit]]) -> list[str]:  # the sum over the rankings holding an asset
+        score: dict[str, float] = {}
+        for hits in rankings.values():
+            for rank, h in enumerate(hits, start=1):
+                score[h.asset_id] = score.get(h.asset_id, 0.0) + 1 / (RRF_K + rank)
+        return sorted(score, key=lambda a: -score[a])
+
+    assert textbook({"content": content, "caption": captions})[0] == "i29"  # the one caption wins every search
+    shared = reciprocal_rank_fusion({"content": content, "caption": captions},
+                                    shares={"caption": caption_share(content)})
+    assert [h.asset_id for h in shared.hits].index("i29") > 10
+    assert [h.asset_id for h in shared.hits[:10]] == [f"i{n}" for n in range(10)]
+
+
+def test_where_every_asset_has_a_caption_the_share_is_one_plain_rrf() -> None:
+    content, captions = ranking("a", "b", "c"), ranking("c", "b", "a")
+    plain = reciprocal_rank_fusion({"content": content, "caption": captions})
+    shared = reciprocal_rank_fusion({"content": content, "caption": captions},
+                                    shares={"caption": caption_share(content)})
+    assert [(h.asset_id, h.score) for h in shared.hits] == [(h.asset_id, h.score) for h in plain.hits]
 
 
 # -- which part ---------------------------------------------------------------------------------------------
@@ -138,10 +175,10 @@ def ids(response: dict[str, Any]) -> list[str]:
 
 
 async def test_by_default_an_image_search_fuses_content_and_caption(searcher_for: Any) -> None:
-    store = RankingStore({"clip": ranking("a", "b", "c"), "clip_caption": ranking("c", "x")})
+    store = RankingStore({"clip": ranking("a", "b", "c"), "clip_caption": ranking("c", "x", "y", "z")})
     response = await search(searcher_for(store), target="image", limit=10)
     assert response["part"] == "fused"
-    assert ids(response) == ["c", "a", "b", "x"]  # each asset once
+    assert ids(response) == ["c", "a", "x", "b", "y", "z"]  # each asset once
     c = response["results"][0]
     assert c["parts"] == {"content": 0.7, "caption": 0.9} and c["caption"] == "caption of c"
     assert c["score"] == pytest.approx(1 / (RRF_K + 1) + 1 / (RRF_K + 3))
