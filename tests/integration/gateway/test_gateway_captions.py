@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -170,6 +171,22 @@ async def test_each_part_alone_finds_the_asset_by_what_that_part_holds(system: S
 
     texts = await system.search({"text": CAPTION, "target": "text", "part": "caption"}, status=400)
     assert "text assets have no captions" in texts["error"]["message"]
+
+    # the same through the GET, an upload, and hybrid mode
+    got = await (await system.client.get("/v1/search", params={"q": CAPTION, "target": "image",
+                                                                 "part": "caption", "limit": "1"})).json()
+    assert got["part"] == "caption" and ids(got) == ["mv-1"], got
+    form = aiohttp.FormData()
+    form.add_field("image", base64.b64decode(similar(GREEN_TRIANGLE)), filename="tile.jpg",
+                   content_type="image/jpeg")
+    for name, value in {"target": "image", "part": "content", "limit": "3"}.items():
+        form.add_field(name, value)
+    uploaded = await (await system.client.post("/v1/search/upload", data=form)).json()
+    assert uploaded["part"] == "content" and "mv-1" in ids(uploaded), uploaded
+    hybrid = await system.search({"text": CAPTION, "target": "image", "mode": "hybrid", "limit": 10})
+    assert hybrid["part"] == "fused" and ids(hybrid).count("mv-1") == 1, ids(hybrid)
+    asset = await (await system.client.get("/v1/assets/mv-1")).json()
+    assert asset["caption"] == CAPTION and asset["spaces"] == ["clip", "clip_caption"], asset
 
 
 async def test_uncaptioned_images_are_not_dropped_from_fused_searches(system: System) -> None:
