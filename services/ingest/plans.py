@@ -88,7 +88,8 @@ class Upsert:
             same_content = state.content_hash == content.content_hash
             same_caption = content.caption is not None and state.caption_hash == content.caption_hash
             for name, vector in state.vectors.items():
-                if same_caption if caption_space(name) is not None else same_content:
+                unchanged = same_caption if caption_space(name) is not None else same_content
+                if unchanged:
                     vectors[name] = vector
                     if name in made_by:
                         model_ids[name] = made_by[name]
