@@ -49,6 +49,9 @@ class Modality(StrEnum):
     audio = "audio"
 
 
+#: Modalities whose upserts may carry a caption (its own vector beside the content's).
+CAPTIONED = (Modality.image, Modality.audio)
+
 # Smart union: each JSON value keeps its own type (1 stays an int, true a bool, "1" a string).
 MetadataValue = str | bool | int | float | list[Annotated[str, StringConstraints(max_length=1024)]]
 
@@ -70,6 +73,12 @@ class AssetEvent(BaseModel):
     )
     data: str | None = Field(None, description="The content inline, base64 encoded.")
     text: str | None = Field(None, max_length=MAX_TEXT_CHARS, description="The content, for modality text.")
+    caption: str | None = Field(
+        None, min_length=1, max_length=MAX_TEXT_CHARS,
+        description="Text that describes an image or audio upsert (a product title, an alt text). It gets a "
+        "vector of its own in every space that embeds both the content's modality and text, so searches can "
+        "find the asset by it; not allowed on text assets (their text is the content) or deletes.",
+    )
     metadata: dict[str, MetadataValue] = Field(
         default_factory=dict,
         description="Filterable attributes. Keys are identifiers ([A-Za-z_][A-Za-z0-9_]*, at most 64 chars); "
@@ -111,6 +120,8 @@ class AssetEvent(BaseModel):
     def _content_matches_op(self) -> AssetEvent:
         sources = [name for name in ("uri", "data", "text") if getattr(self, name) is not None]
         if self.op is Op.delete:
+            if self.caption is not None:
+                raise ValueError("a delete carries no caption; leave `caption` out")
             return self
         if self.modality is None:
             raise ValueError("an upsert needs a modality (image, text or audio)")
@@ -118,6 +129,8 @@ class AssetEvent(BaseModel):
             raise ValueError(f"an upsert needs exactly one of uri, data, text; got {sources or 'none'}")
         if self.text is not None and self.modality is not Modality.text:
             raise ValueError("`text` content is only for modality text")
+        if self.caption is not None and self.modality not in CAPTIONED:
+            raise ValueError("`caption` is for image and audio upserts; a text asset's text is its content")
         return self
 
     def content_kind(self) -> str | None:
@@ -132,7 +145,8 @@ def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) generated from :class:`AssetEvent`."""
     schema = AssetEvent.model_json_schema(mode="validation")
     # The model validators, spelled out for validators in other languages: an upsert needs a modality and
-    # exactly one content source; `text` content only for modality text.
+    # exactly one content source; `text` content only for modality text; `caption` only on image and audio
+    # upserts (op defaults to upsert, so an event without op is one).
     one_source = [{"required": [name]} for name in ("uri", "data", "text")]
     schema["allOf"] = [
         {
@@ -140,6 +154,10 @@ def json_schema() -> dict[str, Any]:
             "else": {"required": ["modality"], "oneOf": one_source},
         },
         {"if": {"required": ["text"]}, "then": {"properties": {"modality": {"const": "text"}}}},
+        {"if": {"required": ["caption"]}, "then": {
+            "required": ["modality"],
+            "properties": {"op": {"const": "upsert"}, "modality": {"enum": [m.value for m in CAPTIONED]}},
+        }},
     ]
     schema["properties"]["event_time"]["pattern"] = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|z|[+-]\d\d:\d\d)$"
     schema["properties"]["asset_id"]["pattern"] = r"^[^\u0000-\u001f\u007f-\u009f]+$"

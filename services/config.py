@@ -23,6 +23,31 @@ BUILTIN_LARGE_MODEL = "builtin:shapes-clip-large"  # the shapes re-ranking model
 BUILTIN_SOUNDS_MODEL = "builtin:sounds-clap"
 
 
+#: A caption's named vector is its space's name plus this: an image's caption in space clip is ``clip_caption``.
+CAPTION_SUFFIX = "_caption"
+#: Modalities whose assets may carry a caption (schemas.asset_event.CAPTIONED).
+CAPTIONED_MODALITIES = frozenset({"image", "audio"})
+
+
+def caption_vector(space: str) -> str:
+    """The named vector holding the captions embedded in ``space`` (its text tower).
+
+    >>> caption_vector("clip"), caption_space("clip_caption"), caption_space("clip")
+    ('clip_caption', 'clip', None)
+    """
+    return f"{space}{CAPTION_SUFFIX}"
+
+
+def caption_space(vector: str) -> str | None:
+    """The space of a caption vector; None when ``vector`` is a content vector (a space's own)."""
+    return vector[: -len(CAPTION_SUFFIX)] if vector.endswith(CAPTION_SUFFIX) else None
+
+
+def takes_captions(modalities: frozenset[str] | set[str]) -> bool:
+    """A space embeds captions when its model embeds texts and a modality that may carry one."""
+    return "text" in modalities and bool(modalities & CAPTIONED_MODALITIES)
+
+
 def _xdg(var: str, default: str) -> Path:
     # Settings defaults may read the XDG base dirs: they are the user's choice of where caches live.
     return Path(os.environ.get(var) or Path.home() / default) / "xmodal"
@@ -151,7 +176,8 @@ def _vector_index_field() -> Any:
         "space's vector is created and, where Weaviate allows, changed in place on start: "
         "XMODAL_WEAVIATE__VECTOR_INDEX__CLIP__COMPRESSION=rq, __EF, __EF_CONSTRUCTION, __MAX_CONNECTIONS, "
         "__RQ_BITS, __RESCORE_LIMIT, __PQ_SEGMENTS, __PQ_CENTROIDS, __TRAINING_LIMIT. A space not named has "
-        "Weaviate's defaults (no compression).",
+        "Weaviate's defaults (no compression); a space's caption vector (clip_caption) has its space's settings "
+        "unless it is named itself.",
     )
 
 
@@ -197,8 +223,13 @@ class WeaviateSettings(BaseModel):
     vector_index: dict[str, VectorIndexSettings] = _vector_index_field()
 
     def index_of(self, space: str) -> VectorIndexSettings:
-        """The index settings of ``space``: its own, or Weaviate's defaults when it has none."""
-        return self.vector_index.get(space.lower()) or VectorIndexSettings()
+        """The index settings of ``space``: its own, or Weaviate's defaults when it has none. A caption vector
+        (``clip_caption``) without settings of its own has its space's."""
+        own = self.vector_index.get(space.lower())
+        base = caption_space(space.lower())
+        if own is None and base is not None:
+            own = self.vector_index.get(base)
+        return own or VectorIndexSettings()
 
     def endpoints(self) -> list[WeaviateEndpoint]:
         """Every node the store may use, ``host`` first, each once."""
@@ -240,6 +271,9 @@ def _spaces_over_defaults(value: Any) -> Any:
     merged: dict[str, Any] = {name: dict(fields) for name, fields in DEFAULT_SPACES.items()}
     for name, fields in value.items():
         key = str(name).lower()
+        if caption_space(key) is not None:
+            raise ValueError(f"space {key!r}: names ending in {CAPTION_SUFFIX!r} are the spaces' caption vectors; "
+                             "choose another name")
         given = fields.model_dump() if isinstance(fields, BaseModel) else dict(fields or {})
         merged[key] = {**merged.get(key, {}), **given, "space": key}
     for key, fields in merged.items():

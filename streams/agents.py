@@ -31,7 +31,7 @@ from services.ingest.protocol import Backoff, BatchProtocol, Flow, until_done
 from services.ingest.records import Record
 from services.ingest.write import Writer
 from services.monitoring.exporter import export_loop
-from services.store import AssetStore
+from services.store import AssetStore, vector_dims
 from streams.app import assets_topic, dlq_topic
 from streams.web import WorkerHealth
 
@@ -100,7 +100,7 @@ def register(app: faust.App, settings: WorkerSettings, embedders: Sequence[Async
                 await stream.ack(event)
             await app.consumer.commit()  # the committed offset follows the store closely
 
-        spaces = {e.space: e.dim for e in embedders}
+        spaces = vector_dims(embedders)  # each space's vector, and its caption vector where it has one
         decoding = Preparer.decoding_for(embedders, settings.fetch)
         flow, backoff = ConsumerFlow(app), Backoff.of(settings.batch)
         store = AssetStore(settings.weaviate, spaces)

@@ -31,6 +31,7 @@ MAX_RERANK_TOP_N = 1000  # the schema's bound; each gateway's XMODAL_RERANK__MAX
 
 Target = Literal["image", "text", "audio", "any"]
 Mode = Literal["vector", "hybrid"]
+Part = Literal["content", "caption", "fused"]
 QueryText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S")]
 AssetId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 SpaceName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
@@ -103,6 +104,14 @@ class SearchOptions(BaseModel):
     rerank_top_n: Annotated[int, Field(ge=1, le=MAX_RERANK_TOP_N)] | SkipJsonSchema[None] = Field(
         None, description="How many of the first results to re-rank (grown to offset + limit). Default and "
         "largest allowed: the gateway's settings (more: 400). Used only with rerank: true.")
+    part: Part | SkipJsonSchema[None] = Field(
+        None, description="Which of an asset's vectors to search: content (the image, clip or text itself), "
+        "caption (the caption an image or clip was published with, embedded by the space's text tower; assets "
+        "without one are not found) or fused (both searches, merged by reciprocal rank fusion: each asset "
+        "once, `score` the fused score, `parts` each part's own). Default: fused when the answering space "
+        "embeds captions and the target can have them (image, audio, any); when no asset found has a caption "
+        "that is the content search as it is, and the response says `part: content`. caption or fused for "
+        "target text, or in a space without captions: 400.")
     space: SpaceName | SkipJsonSchema[None] = Field(
         None, description="Answer from this embedding space (see /readyz `spaces`); 400 no_space when it cannot "
         "answer the query. Default: the space the gateway's `directions` setting names for the query's "
@@ -156,11 +165,15 @@ class SearchResult(BaseModel):
     modality: str
     metadata: dict[str, MetadataValue]
     text: str | None = Field(None, description="The text of a text asset.")
+    caption: str | None = Field(None, description="The caption of an image or audio asset, when it has one.")
     preview: str | None = Field(None, description="URL of the asset's preview, when it has one: a small PNG, "
                                 "JPEG or WebP of an image, a short OGG clip of audio (plays in the browser).")
     rerank_score: float | None = Field(None, description="The reranker's score, when it re-scored this result "
                                        "(the order follows it within the re-ranked window; `score` stays the "
                                        "retrieval score).")
+    parts: dict[str, float] | None = Field(
+        None, description="Fused searches: the score of this asset in each part's own search that ranked it "
+        "(content, caption): cosine similarity, or the hybrid score.")
 
 
 class Consistency(BaseModel):
@@ -185,7 +198,9 @@ class SearchResponse(BaseModel):
     model_config = ConfigDict(title="SearchResponse")
     results: list[SearchResult]
     model: str = Field(description="Model that embedded the query.")
-    space: str = Field(description="Embedding space that answered (the Weaviate named vector searched).")
+    space: str = Field(description="Embedding space that answered.")
+    part: Part = Field("content", description="Which vectors answered: content (the space's named vector), "
+                       "caption (<space>_caption) or fused (both, by reciprocal rank fusion).")
     took_ms: float = Field(ge=0)
     consistency: Consistency | None = Field(None, description="Present when consistent_with was given.")
     rerank: RerankInfo | None = Field(None, description="Present when rerank was asked for.")
@@ -209,6 +224,7 @@ class AssetResponse(BaseModel):
     modality: str
     text: str | None = None
     uri: str | None = None
+    caption: str | None = None
     metadata: dict[str, MetadataValue]
     model: str = Field(description="Which model made the asset's vectors, as stored (see `models`).")
     models: dict[str, str] = Field(description="Embedding space -> the model that made the asset's vector there.")

@@ -118,6 +118,8 @@ def _search_params() -> list[dict[str, Any]]:
         _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}, "Skip."),
         _query("mode", {"type": "string", "enum": ["vector", "hybrid"], "default": "vector"}, "Search mode."),
         _query("alpha", {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5}, "Hybrid weighting."),
+        _query("part", {"type": "string", "enum": ["content", "caption", "fused"]},
+               "Which of an asset's vectors to search (see SearchRequest); default fused where captions exist."),
         _query("rerank", {"type": "boolean", "default": False}, "Re-rank the first results (see SearchRequest)."),
         _query("rerank_top_n", {"type": "integer", "minimum": 1, "maximum": MAX_RERANK_TOP_N},
                "How many of the first results to re-rank (with rerank=true)."),

@@ -19,11 +19,12 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from services.config import GatewaySettings
+from services.config import GatewaySettings, caption_vector
 from services.fetch.images import decode_image
 from services.gateway.deps import Deps
 from services.gateway.encoder import QueryEncoder
 from services.gateway.errors import BadRequest, DependencyDown, NotFound
+from services.gateway.fusion import Ranked, caption_share, fusion_depth, reciprocal_rank_fusion, resolve_part
 from services.gateway.models import (
     AudioData,
     AudioUri,
@@ -150,12 +151,13 @@ class Searcher:
         consistency = await self._wait_consistent(opts)
         q = await self._decoded(q)
         encoder, vector, exclude = await self._vector(q)
-        hits = await self._hits(q, encoder, vector, exclude)
-        reranked = await self._reranked(q, hits) if opts.rerank else None
-        page, scores = (reranked.page, reranked.scores) if reranked else (hits, {})
+        ranked = await self._hits(q, encoder, vector, exclude)
+        reranked = await self._reranked(q, ranked.hits) if opts.rerank else None
+        page, scores = (reranked.page, reranked.scores) if reranked else (ranked.hits, {})
         took_ms = (time.perf_counter() - started) * 1000
-        return SearchResponse(results=[result_of(h, scores.get(h.asset_id)) for h in page], model=encoder.model_id,
-                              space=encoder.space, took_ms=round(took_ms, 2), consistency=consistency,
+        results = [result_of(h, scores.get(h.asset_id), ranked.parts.get(h.asset_id)) for h in page]
+        return SearchResponse(results=results, model=encoder.model_id, space=encoder.space, part=ranked.part,
+                              took_ms=round(took_ms, 2), consistency=consistency,
                               rerank=reranked.info if reranked else None)
 
     def _check(self, q: Query) -> None:
@@ -233,8 +235,12 @@ class Searcher:
         assert uri is not None
         return await fetcher.fetch(uri)
 
-    async def _hits(self, q: Query, encoder: QueryEncoder, vector: list[float], exclude: list[str]) -> list[Hit]:
+    async def _hits(self, q: Query, encoder: QueryEncoder, vector: list[float], exclude: list[str]) -> Ranked:
+        """The hits of the part the search reads (services/gateway/fusion.py): the content vector's, the
+        caption vector's, or both fused by rank. A default (fused) search over assets none of which has a
+        caption is the content search as it is, scores included, and says so (``part: content``)."""
         opts = q.options
+        part = resolve_part(opts.part, space=encoder.space, modalities=encoder.modalities, target=opts.target)
         limit, offset = opts.limit, opts.offset
         if opts.rerank and self.rerank is not None:
             # The reranker reorders the first `window` hits, so they are fetched from the top; the page is
@@ -247,7 +253,19 @@ class Searcher:
             target=opts.target, filters=opts.filters, limit=limit,
             offset=offset, exclude_ids=exclude,
         )
-        return await self.deps.store.search(query)
+        store, captions = self.deps.store, caption_vector(encoder.space)
+        if part == "content":
+            return Ranked(await store.search(query), part)
+        if part == "caption":
+            return Ranked(await store.search(replace(query, space=captions)), part)
+        # Both parts' first results, fused; the page is cut from the fused ranking.
+        deep = replace(query, limit=fusion_depth(offset, limit), offset=0)
+        content, captioned = await both(store.search(deep), store.search(replace(deep, space=captions)))
+        if not captioned and opts.part is None:
+            return Ranked(content[offset : offset + limit], "content")
+        fused = reciprocal_rank_fusion({"content": content, "caption": captioned},
+                                       shares={"caption": caption_share(content)})
+        return replace(fused, hits=fused.hits[offset : offset + limit])
 
     def _check_rerank(self, opts: SearchOptions) -> None:
         if not opts.rerank:
@@ -290,11 +308,11 @@ class Searcher:
         return Consistency(satisfied=satisfied, waited_ms=round(waited * 1000, 2), detail=detail)
 
 
-def result_of(h: Hit, rerank_score: float | None = None) -> SearchResult:
+def result_of(h: Hit, rerank_score: float | None = None, parts: dict[str, float] | None = None) -> SearchResult:
     preview = thumbnail_url(h.asset_id, h.modality) if h.modality in ("image", "audio") and h.has_thumbnail else None
     text = h.text if h.modality == "text" else None
     return SearchResult(asset_id=h.asset_id, score=h.score, modality=h.modality, metadata=h.metadata,
-                        text=text, preview=preview, rerank_score=rerank_score)
+                        text=text, caption=h.caption, preview=preview, rerank_score=rerank_score, parts=parts)
 
 
 def rerank_input(q: Query) -> QueryInput:

@@ -162,7 +162,7 @@ async def search_get(request: web.Request) -> web.Response:
         raise BadRequest("query.q: give the text to search for, e.g. /v1/search?q=red+shoes",
                          details=[{"path": "query.q", "message": "Field required"}])
     data: dict[str, Any] = {"text": params["q"]}
-    for name in ("target", "limit", "offset", "mode", "alpha", "space", "rerank", "rerank_top_n"):
+    for name in ("target", "limit", "offset", "mode", "alpha", "space", "part", "rerank", "rerank_top_n"):
         if name in params:
             data[name] = params[name]
     try:
@@ -266,7 +266,7 @@ async def get_asset(request: web.Request) -> web.Response:
         raise NotFound(f"asset {asset_id!r} is not in the store")
     body = AssetResponse(
         asset_id=stored.asset_id, modality=stored.modality, text=stored.text, uri=stored.uri,
-        metadata=stored.metadata, model=stored.model_id,
+        caption=stored.caption, metadata=stored.metadata, model=stored.model_id,
         models=parse_model_ids(stored.model_id, stored.spaces), content_hash=stored.content_hash,
         event_time=stored.event_time, indexed_at=stored.indexed_at,
         source=SourceOffset(partition=stored.source_partition, offset=stored.source_offset),

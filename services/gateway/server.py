@@ -37,6 +37,7 @@ from services.gateway.rerankers import started_reranker
 from services.gateway.routes import DEPS, OPENAPI, SEARCHER, add_routes
 from services.gateway.status_page import add_status_routes
 from services.monitoring.status import StatusCollector
+from services.store.models import vector_dims
 from services.store.store import AssetStore
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ async def started_deps(settings: GatewaySettings, embedders: Sequence[Embedder] 
         reranker = await started_reranker(settings.rerank)
         for encoder in encoders.values():
             stack.push_async_callback(encoder.close)
-        store = StoreLink(AssetStore(settings.weaviate, {e.space: e.dim for e in embedders}))
+        store = StoreLink(AssetStore(settings.weaviate, vector_dims(embedders)))
         await store.start()
         stack.push_async_callback(store.close)
         fetcher = Fetcher(settings.fetch)

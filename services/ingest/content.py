@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,7 @@ class Content:
 
     ``thumbnail`` is the preview stored with the object: for an image a small PNG, JPEG or WebP (see
     :func:`thumbnail`), for audio a short OGG clip.
+    ``caption`` (an image's or clip's) is hashed apart from the content, so either can change alone.
     """
 
     content_hash: str
@@ -42,6 +43,8 @@ class Content:
     image: Image.Image | None = None
     audio: npt.NDArray[np.float32] | None = None  # mono, at Decoding.audio_rate
     thumbnail: bytes | None = None
+    caption: str | None = None
+    caption_hash: str = ""  # "" without a caption
 
     @property
     def modality(self) -> Modality:
@@ -84,8 +87,22 @@ def content_hash(modality: Modality, raw: bytes) -> str:
     return hashlib.sha256(modality.value.encode() + b"\0" + raw).hexdigest()
 
 
+def caption_hash(caption: str | None) -> str:
+    """The hash a caption is compared by; "" for no caption (so no caption equals no caption)."""
+    if caption is None:
+        return ""
+    return hashlib.sha256(b"caption\0" + caption.encode("utf-8")).hexdigest()
+
+
 def prepare(event: AssetEvent, raw: bytes, decoding: Decoding) -> Content:
-    """Decode ``raw`` into the model input (and a preview for images and audio)."""
+    """Decode ``raw`` into the model input (and a preview for images and audio), with the event's caption."""
+    content = _decode(event, raw, decoding)
+    if event.caption is None:
+        return content
+    return replace(content, caption=event.caption, caption_hash=caption_hash(event.caption))
+
+
+def _decode(event: AssetEvent, raw: bytes, decoding: Decoding) -> Content:
     assert event.modality is not None
     digest = content_hash(event.modality, raw)
     if event.modality is Modality.text:

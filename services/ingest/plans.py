@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from schemas.dead_letter import DeadLetter, Reason
+from services.config import caption_space
 from services.ingest.content import Content
 from services.ingest.records import Parsed, Record
 from services.store import StoredState, format_model_ids, parse_model_ids
@@ -46,9 +47,11 @@ class Letter:
 
 @dataclass(frozen=True)
 class Embeddable:
-    """An upsert whose content is loaded and decoded; the model of each space in ``todo`` has not run yet.
+    """An upsert whose content is loaded and decoded; the model of each space in ``todo`` has not run on the
+    content yet, nor the text tower of each space in ``caption_todo`` on its caption.
 
-    ``reused`` holds the stored vectors that stay valid (same content, same model in that space).
+    ``reused`` holds the stored vectors that stay valid, by named vector: a space's own (same content, same
+    model) and its caption vector (same caption, same model).
     """
 
     parsed: Parsed
@@ -56,14 +59,16 @@ class Embeddable:
     state: StoredState | None  # what the store held before this batch (or a batch not yet committed)
     todo: tuple[str, ...]  # spaces whose model must run on the content
     reused: dict[str, list[float]] = field(default_factory=dict)
+    caption_todo: tuple[str, ...] = ()  # spaces whose text tower must run on the caption
 
 
 @dataclass(frozen=True)
 class Upsert:
     """An object to write, with a vector in every space that accepts its modality.
 
-    ``vectors`` also keeps other spaces' stored vectors while the content is unchanged (a write replaces the
-    whole object, so dropping them would lose another model's work); ``model_ids`` says which model made each.
+    ``vectors`` also keeps other spaces' stored vectors while what they embed is unchanged (a write replaces
+    the whole object, so dropping them would lose another model's work): content vectors while the content is
+    the same, caption vectors while the caption is. ``model_ids`` says which model made each named vector.
     """
 
     parsed: Parsed
@@ -74,13 +79,20 @@ class Upsert:
 
     @classmethod
     def of(cls, item: Embeddable, computed: dict[str, list[float]], models: dict[str, str]) -> Upsert:
-        """``computed``: space -> the vector its model just made; ``models``: space -> model id, per space."""
+        """``computed``: named vector -> the vector a model just made; ``models``: named vector -> model id."""
         vectors: dict[str, list[float]] = {}
         model_ids: dict[str, str] = {}
-        state = item.state
-        if state is not None and state.content_hash == item.content.content_hash:
-            vectors.update(state.vectors)
-            model_ids.update(parse_model_ids(state.model_id, state.vectors))
+        state, content = item.state, item.content
+        if state is not None:
+            made_by = parse_model_ids(state.model_id, state.vectors)
+            same_content = state.content_hash == content.content_hash
+            same_caption = content.caption is not None and state.caption_hash == content.caption_hash
+            for name, vector in state.vectors.items():
+                unchanged = same_caption if caption_space(name) is not None else same_content
+                if unchanged:
+                    vectors[name] = vector
+                    if name in made_by:
+                        model_ids[name] = made_by[name]
         mine = {**item.reused, **computed}
         vectors.update(mine)
         model_ids.update({space: models[space] for space in mine})
@@ -90,7 +102,8 @@ class Upsert:
         """The state this write leaves in the store (what a batch prepared meanwhile must read)."""
         ev = self.parsed.event
         return StoredState(asset_id=ev.asset_id, event_time=ev.event_time, content_hash=self.content.content_hash,
-                           model_id=format_model_ids(self.model_ids), vectors=self.vectors)
+                           model_id=format_model_ids(self.model_ids), vectors=self.vectors,
+                           caption_hash=self.content.caption_hash)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from schemas.asset_event import Modality, Op
 from schemas.dead_letter import Reason
-from services.config import BatchSettings, FetchSettings
+from services.config import BatchSettings, FetchSettings, caption_vector, takes_captions
 from services.embedding.runner import AsyncEmbedder
 from services.errors import ConfigError
 from services.fetch.fetcher import Fetcher
@@ -68,7 +68,8 @@ class Preparer:
     """Turns records into a :class:`Prepared` batch with the configured embedding spaces.
 
     An upsert gets a vector in every space whose model accepts its modality (a text in clip and in clap);
-    a modality no space accepts is dead-lettered as ``unsupported_modality``.
+    a modality no space accepts is dead-lettered as ``unsupported_modality``. Its caption, if any, gets a
+    vector (``<space>_caption``) in every such space whose model also embeds texts, by that text tower.
     """
 
     def __init__(self, *, embedders: Sequence[AsyncEmbedder], fetcher: Fetcher, batch: BatchSettings,
@@ -76,11 +77,15 @@ class Preparer:
         if not embedders:
             raise ConfigError("no embedding space is enabled: set XMODAL_SPACES (see services/config.py)")
         self.embedders = {e.space: e for e in embedders}
-        self.models = {e.space: e.model_id for e in embedders}
+        self.models = {e.space: e.model_id for e in embedders}  # named vector -> the model that makes it
+        self.models |= {caption_vector(e.space): e.model_id for e in embedders if takes_captions(e.modalities)}
         self.spaces_of: dict[Modality, list[str]] = {}
+        self.caption_spaces_of: dict[Modality, list[str]] = {}  # the spaces that embed its assets' captions
         for e in embedders:
             for modality in sorted(e.modalities):
                 self.spaces_of.setdefault(Modality(modality), []).append(e.space)
+                if modality != "text" and "text" in e.modalities:
+                    self.caption_spaces_of.setdefault(Modality(modality), []).append(e.space)
         self.fetcher = fetcher
         self.decoding = decoding
         self._fetch_slots = asyncio.Semaphore(batch.fetch_concurrency)
@@ -166,14 +171,25 @@ class Preparer:
             return await load_bytes(cand.event, self.fetcher)
 
     def _embeddable(self, cand: Parsed, state: StoredState | None, content: Content) -> Embeddable | Upsert:
+        """Keep the stored vectors of what did not change (the content, the caption, or both: a metadata-only
+        change embeds nothing)."""
+        spaces = self.spaces_of[content.modality]
+        captioned = self.caption_spaces_of.get(content.modality, []) if content.caption is not None else []
         reused: dict[str, list[float]] = {}
-        if state is not None and state.content_hash == content.content_hash:
+        if state is not None:
             made_by = parse_model_ids(state.model_id, state.vectors)
-            reused = {s: state.vectors[s] for s in self.spaces_of[content.modality]
-                      if s in state.vectors and made_by.get(s) == self.models[s]}
-        todo = tuple(s for s in self.spaces_of[content.modality] if s not in reused)
-        item = Embeddable(cand, content, state, todo, reused)
-        return item if todo else Upsert.of(item, {}, self.models)
+
+            def still_valid(names: list[str]) -> dict[str, list[float]]:
+                return {n: state.vectors[n] for n in names if n in state.vectors and made_by.get(n) == self.models[n]}
+
+            if state.content_hash == content.content_hash:
+                reused |= still_valid(spaces)
+            if captioned and state.caption_hash == content.caption_hash:
+                reused |= still_valid([caption_vector(s) for s in captioned])
+        todo = tuple(s for s in spaces if s not in reused)
+        caption_todo = tuple(s for s in captioned if caption_vector(s) not in reused)
+        item = Embeddable(cand, content, state, todo, reused, caption_todo)
+        return item if todo or caption_todo else Upsert.of(item, {}, self.models)
 
     async def _embed(self, prep: Prepared, planned: list[Embeddable | Upsert | Delete]) -> None:
         """Run each space's model once per modality over the batch's embeddable upserts; fill prep.plans."""
@@ -184,17 +200,21 @@ class Preparer:
         for space, embedder in self.embedders.items():
             for modality, run in (("text", embedder.embed_texts), ("image", embedder.embed_images),
                                   ("audio", embedder.embed_audio)):
-                group = [p for p in todo if space in p.todo and p.content.modality == modality]
-                if not group:
+                jobs = [_Job(p, space, _model_input(p)) for p in todo
+                        if space in p.todo and p.content.modality == modality]
+                if modality == "text":  # captions share the text tower's forward passes with text assets
+                    jobs += [_Job(p, caption_vector(space), p.content.caption) for p in todo
+                             if space in p.caption_todo]
+                if not jobs:
                     continue
-                vectors, failed = await embed_isolating_poison(run, [_model_input(p) for p in group])
-                for item, vec in zip(group, vectors, strict=True):
+                vectors, failed = await embed_isolating_poison(run, [job.model_input for job in jobs])
+                for job, vec in zip(jobs, vectors, strict=True):
                     if vec is not None:
-                        computed[id(item)][space] = vec
+                        computed[id(job.item)][job.vector] = vec
                 for idx, error in failed.items():
-                    poisoned.setdefault(id(group[idx]), f"{space}: {error}")
-                metrics.MODEL_RUNS.labels(modality).inc(len(group) - len(failed))
-                prep.report.embedded[modality] += len(group) - len(failed)
+                    poisoned.setdefault(id(jobs[idx].item), f"{jobs[idx].vector}: {error}")
+                metrics.MODEL_RUNS.labels(modality).inc(len(jobs) - len(failed))
+                prep.report.embedded[modality] += len(jobs) - len(failed)
         for item in todo:
             why = poisoned.get(id(item))
             if why is None:
@@ -219,6 +239,15 @@ class _Asset:
         stored_time = self.state.event_time if self.state else None
         self.resolution = resolve(self.candidates, stored_time=stored_time, skip=self.unusable)
         return [c for c in self.resolution.applied if c.event.op is Op.upsert and c.record.offset not in self.loaded]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One model input of a batch: the upsert it belongs to, the named vector it makes, the input itself."""
+
+    item: Embeddable
+    vector: str
+    model_input: Any
 
 
 def _model_input(item: Embeddable) -> Any:

@@ -73,6 +73,7 @@ class Writer:
             model_id=format_model_ids(plan.model_ids),
             event_time=ev.event_time, source_partition=rec.partition, source_offset=rec.offset,
             vectors=plan.vectors, thumbnail=plan.content.thumbnail, indexed_at=indexed_at,
+            caption=plan.content.caption, caption_hash=plan.content.caption_hash,
         )
 
     async def _send_letters(self, prep: Prepared, progress: Progress) -> None:

@@ -21,7 +21,7 @@ EVENTS = Counter(
 DEAD_LETTERS = Counter("xmodal_dead_letters_total", "Events sent to the dead-letter topic, by reason.", ["reason"])
 MODEL_RUNS = Counter(
     "xmodal_model_inputs_total", "Inputs that ran through a model, by modality (once per space: a text in clip and "
-    "clap counts twice).", ["modality"]
+    "clap counts twice; an image's caption counts as a text).", ["modality"]
 )
 BATCH_SIZE = Histogram("xmodal_batch_size", "Events per micro-batch taken from Kafka.", buckets=_SIZES)
 STAGE_SECONDS = Histogram(

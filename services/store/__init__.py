@@ -7,8 +7,9 @@ Storage design (collection ``Asset``, settings.weaviate.collection):
 - Writes are gRPC batches with replace semantics: an upsert replaces the whole object, properties AND
   vectors (a metadata-only update must pass the stored vectors back, see ``states(with_vectors=True)``).
   Deletes are a batch delete by uuid.
-- Properties: ``asset_id``, ``modality``, ``content_hash``, ``model_id`` (text, field tokenization,
-  filterable); ``text`` (word tokenization, BM25-searchable, the only property hybrid search reads);
+- Properties: ``asset_id``, ``modality``, ``content_hash``, ``caption_hash``, ``model_id`` (text, field
+  tokenization, filterable); ``text`` (word tokenization, BM25-searchable, the only property hybrid search
+  reads); ``caption`` (an image's or clip's caption, word tokenization, returned with the asset);
   ``uri`` and ``metadata_json`` (text, not indexed; metadata_json is the exact metadata for round trips);
   ``event_time``, ``indexed_at`` (date, range-indexed; indexed_at is set at write time unless given);
   ``source_partition``, ``source_offset`` (int: the Kafka position that wrote the object);
@@ -21,7 +22,9 @@ Storage design (collection ``Asset``, settings.weaviate.collection):
   permanent per-object error (MetadataTypeConflict); the rest of the batch is stored.
 - One named vector per embedding space (``clip``, ``clap``, ...): self-provided, HNSW, cosine distance.
   ensure_collection() adds a missing space to an existing collection (a model change adds a vector
-  instead of breaking the collection).
+  instead of breaking the collection). A space whose model embeds texts and images (or audio) has a second
+  one, ``<space>_caption``, for the captions of its assets (models.vector_dims); assets without a caption
+  simply have no vector there, and it is added to an existing collection the same way.
 - Search: near_vector on one space (score = 1 - cosine distance = cosine similarity) or hybrid
   (BM25 on ``text`` fused with the vector search; score = Weaviate's relative-score fusion in [0, 1]), with
   filters (filters.py), a modality target and excluded ids, all combined with AND.
@@ -50,6 +53,7 @@ from services.store.models import (
     asset_uuid,
     format_model_ids,
     parse_model_ids,
+    vector_dims,
 )
 from services.store.store import AssetStore
 
@@ -76,4 +80,5 @@ __all__ = [
     "format_model_ids",
     "parse_filter",
     "parse_model_ids",
+    "vector_dims",
 ]

@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
+from services.config import caption_vector, takes_captions
 from services.store.errors import InvalidQuery
 from services.store.filters import FilterExpr
 
@@ -54,17 +55,21 @@ class AssetObject:
     vectors: dict[str, list[float]]
     thumbnail: bytes | None = None
     indexed_at: datetime | None = None
+    caption: str | None = None  # an image's or a clip's caption; its vectors are the *_caption ones
+    caption_hash: str = ""  # "" when there is no caption
 
 
 @dataclass(frozen=True)
 class StoredState:
-    """What the pipeline needs to decide between skip, metadata-only and full re-embed."""
+    """What the pipeline needs to decide between skip, metadata-only and re-embedding the content, the
+    caption, or both."""
 
     asset_id: str
     event_time: datetime
     content_hash: str
     model_id: str
     vectors: dict[str, list[float]] = field(default_factory=dict)
+    caption_hash: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,8 @@ class StoredAsset:
     source_partition: int
     source_offset: int
     has_thumbnail: bool
-    spaces: tuple[str, ...]
+    spaces: tuple[str, ...]  # the named vectors it has (a caption's: <space>_caption)
+    caption: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,37 @@ class Hit:
     event_time: datetime
     indexed_at: datetime
     content_hash: str = ""
+    caption: str | None = None
+
+
+class Embeds(Protocol):
+    """A space as the store sizes it: its name, dimension and the modalities its model embeds."""
+
+    @property
+    def space(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def modalities(self) -> frozenset[str]: ...
+
+
+def vector_dims(spaces: Iterable[Embeds]) -> dict[str, int]:
+    """Named vector -> dimension: each space's own, and its caption vector where its model embeds captions
+    (texts and images or audio: clip -> clip and clip_caption; a text-only space has no caption vector).
+
+    >>> class Space:
+    ...     def __init__(self, space, dim, modalities): self.space, self.dim, self.modalities = space, dim, modalities
+    >>> vector_dims([Space("clip", 512, frozenset({"image", "text"})), Space("t", 8, frozenset({"text"}))])
+    {'clip': 512, 'clip_caption': 512, 't': 8}
+    """
+    dims: dict[str, int] = {}
+    for s in spaces:
+        dims[s.space] = s.dim
+        if takes_captions(s.modalities):
+            dims[caption_vector(s.space)] = s.dim
+    return dims
 
 
 def format_model_ids(model_ids: dict[str, str]) -> str:

@@ -62,6 +62,7 @@ def stored_asset(props: Mapping[str, Any], spaces: Sequence[str]) -> StoredAsset
         source_offset=int(props.get("source_offset") or 0),
         has_thumbnail=bool(props.get("has_thumbnail")),
         spaces=tuple(sorted(spaces)),
+        caption=props.get("caption"),
     )
 
 
@@ -72,6 +73,7 @@ def stored_state(props: Mapping[str, Any], vector: Mapping[str, Any] | None) -> 
         content_hash=str(props.get("content_hash") or ""),
         model_id=str(props.get("model_id") or ""),
         vectors=vectors_of(vector) if vector else {},
+        caption_hash=str(props.get("caption_hash") or ""),
     )
 
 
@@ -87,4 +89,5 @@ def hit(props: Mapping[str, Any], score: float) -> Hit:
         event_time=_time(props, "event_time"),
         indexed_at=_time(props, "indexed_at"),
         content_hash=str(props.get("content_hash") or ""),
+        caption=props.get("caption"),
     )

@@ -82,10 +82,10 @@ BUILTIN_FIELDS: dict[str, PropKind] = {
 
 #: Properties read back for hits, ``get`` and ``states`` (never the blob).
 RESULT_PROPERTIES = [
-    "asset_id", "modality", "text", "uri", "metadata_json", "content_hash", "model_id",
+    "asset_id", "modality", "text", "caption", "uri", "metadata_json", "content_hash", "model_id",
     "event_time", "indexed_at", "source_partition", "source_offset", "has_thumbnail",
 ]
-STATE_PROPERTIES = ["asset_id", "event_time", "content_hash", "model_id"]
+STATE_PROPERTIES = ["asset_id", "event_time", "content_hash", "caption_hash", "model_id"]
 
 
 def valid_metadata_key(key: str) -> bool:
@@ -137,8 +137,10 @@ def base_properties() -> list[Property]:
         _text("asset_id"),
         _text("modality"),
         _text("text", tokenization=Tokenization.WORD, filterable=False, searchable=True),
+        _text("caption", tokenization=Tokenization.WORD, filterable=False, searchable=True),
         _text("uri", filterable=False),
         _text("content_hash"),
+        _text("caption_hash"),
         _text("model_id"),
         _text("metadata_json", filterable=False),
         Property(name="event_time", data_type=DataType.DATE, index_range_filters=True),

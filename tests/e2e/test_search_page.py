@@ -294,6 +294,22 @@ async def test_the_rerank_box_reranks_and_is_kept_in_the_link(page: Page, page_u
     assert "re-ranked by" in (await page.text_content("#status") or "")
 
 
+async def test_the_match_select_searches_one_part_and_is_kept_in_the_link(page: Page, page_url: str) -> None:
+    await page.goto(f"{page_url}/?q=a+photo+of+a+yellow+star&target=image")
+    await after_search(page, 0)
+    before = await searches(page)
+    await page.select_option("#part", "caption")
+    await after_search(page, before)
+    status = await page.text_content("#status") or ""
+    assert "0 results · caption" in status, status  # the sample's images have no captions
+    assert await page.is_visible("#empty")
+    assert url_params(page) == {"q": "a photo of a yellow star", "target": "image", "part": "caption"}
+    await page.goto(f"{page_url}/?q=a+photo+of+a+yellow+star&target=image&part=content")
+    await after_search(page, 0)
+    assert await page.input_value("#part") == "content"
+    assert classes(await results(page))[:4] == [("yellow", "star")] * 4
+
+
 async def test_searches_are_written_to_the_url_and_back_returns_to_them(page: Page) -> None:
     before = await searches(page)
     await page.fill("#q", "a photo of a green circle")

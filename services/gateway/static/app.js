@@ -41,6 +41,8 @@ function options() {
   const category = $("category").value;
   if (category) body.filters = { field: "category", eq: category };
   if ($("rerank").checked) body.rerank = true;
+  const part = $("part").value; // empty: the gateway's default (fused where captions exist)
+  if (part) body.part = part;
   const modifier = $("modifier").value.trim();
   if (modifier && state.query && state.query.kind !== "text") body.modifier = { text: modifier, weight: 0.5 };
   return body;
@@ -100,6 +102,7 @@ function urlFor(query) {
   const category = $("category").value;
   if (category) params.set("category", category);
   if ($("rerank").checked) params.set("rerank", "true");
+  if ($("part").value) params.set("part", $("part").value);
   return location.pathname + "?" + params.toString();
 }
 
@@ -111,6 +114,7 @@ function readUrl() {
   document.querySelector(`input[name=target][value=${t}]`).checked = true;
   setCategory(params.get("category") || "");
   $("rerank").checked = params.get("rerank") === "true";
+  $("part").value = ["content", "caption"].includes(params.get("part")) ? params.get("part") : "";
   const text = (params.get("q") || "").trim();
   return text ? { kind: "text", text } : null;
 }
@@ -169,7 +173,8 @@ async function runSearch(how = "push") {
     render(res.results);
     const n = res.results.length;
     $("status").textContent = `space ${res.space} · model ${res.model} · ${res.took_ms.toFixed(1)} ms · `
-      + `${n} result${n === 1 ? "" : "s"}${reranked(res.rerank)}`;
+      + `${n} result${n === 1 ? "" : "s"}${res.part && res.part !== "content" ? ` · ${res.part}` : ""}`
+      + reranked(res.rerank);
   } catch (err) {
     if (id !== state.running) return;
     clearResults("The search failed."); // results of an earlier query would look like answers to this one
@@ -234,6 +239,7 @@ async function loadMedia(el, url) {
 }
 
 function captionOf(r) {
+  if (r.caption) return r.caption;
   const meta = r.metadata || {};
   const key = CAPTION_KEYS.find((k) => typeof meta[k] === "string" && meta[k]);
   return key ? meta[key] : r.text || r.asset_id;
@@ -305,6 +311,12 @@ function render(results) {
     media.append(...mediaOf(r));
     card.querySelector(".score").textContent = r.score.toFixed(3);
     card.querySelector(".modality").textContent = r.modality;
+    if (r.caption && r.modality === "image") {
+      const caption = document.createElement("p");
+      caption.className = "image-caption";
+      caption.textContent = r.caption;
+      card.querySelector(".info").insertBefore(caption, card.querySelector(".meta"));
+    }
     chips(card.querySelector(".meta"), r, media.textContent);
     card.querySelector(".more").addEventListener("click", () => moreLikeThis(r));
     grid.append(card);
@@ -444,6 +456,7 @@ function wire() {
   document.querySelectorAll("input[name=target]").forEach((el) => el.addEventListener("change", () => runSearch()));
   $("category").addEventListener("change", () => runSearch());
   $("rerank").addEventListener("change", () => runSearch());
+  $("part").addEventListener("change", () => runSearch());
   // One result plays at a time: starting one pauses the others (play does not bubble; capture sees it).
   $("results").addEventListener("play", (ev) => {
     document.querySelectorAll("#results audio").forEach((a) => { if (a !== ev.target) a.pause(); });

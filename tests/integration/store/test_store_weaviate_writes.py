@@ -240,6 +240,26 @@ async def test_a_new_space_is_added_to_the_existing_collection(
     assert await store.vector_of("new", "siglip") == pytest.approx([0.6, 0.8])
 
 
+async def test_caption_vectors_and_properties_are_added_to_an_existing_collection(
+    store: AssetStore, settings: WeaviateSettings, make_asset: Make
+) -> None:
+    # a collection made before captions: the upgraded store adds clip_caption and the caption properties
+    await store.write([make_asset("old")], [])
+    async with AssetStore(settings, {"clip": 4, "clap": 3, "clip_caption": 4}) as upgraded:
+        await upgraded.ensure_collection()
+        captioned = replace(make_asset("new", vectors={"clip": [1.0, 0.0, 0.0, 0.0],
+                                                       "clip_caption": [0.0, 1.0, 0.0, 0.0]}),
+                            caption="a red circle", caption_hash="h-caption")
+        assert await upgraded.write([captioned], []) == {}
+        hits = await upgraded.search(SearchQuery(vector=[0.0, 1.0, 0.0, 0.0], space="clip_caption"))
+        assert [(h.asset_id, h.caption) for h in hits] == [("new", "a red circle")]  # "old" has no caption vector
+        states = await upgraded.states(["old", "new"], with_vectors=True)
+        assert states["new"].caption_hash == "h-caption" and states["old"].caption_hash == ""
+        assert set(states["new"].vectors) == {"clip", "clip_caption"} and set(states["old"].vectors) == {"clip"}
+        new = await upgraded.get("new")
+        assert new is not None and new.caption == "a red circle" and new.spaces == ("clip", "clip_caption")
+
+
 async def test_an_outage_raises_retriable_errors(
     store: AssetStore, through_proxy: tuple[WeaviateSettings, Callable[[], Awaitable[None]]],
     spaces: dict[str, int], make_asset: Make,

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings
 
-from services.config import GatewaySettings, StackSettings, WorkerSettings, enabled_spaces
+from services.config import (
+    GatewaySettings,
+    StackSettings,
+    VectorIndexSettings,
+    WeaviateSettings,
+    WorkerSettings,
+    enabled_spaces,
+)
 
 
 def test_defaults_follow_the_design() -> None:
@@ -89,3 +96,15 @@ def test_cluster_nodes_get_strided_ports(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(ValueError, match="ports overlap"):
         StackSettings(weaviate_data_port=7956)  # node 2's gossip port
     assert StackSettings(nodes=1, weaviate_raft_rpc_port=8399).nodes == 1  # one node: anything goes
+
+
+def test_a_caption_vector_has_its_spaces_index_settings_unless_it_has_its_own() -> None:
+    w = WeaviateSettings(vector_index={"clip": VectorIndexSettings(compression="rq"),
+                                       "clap_caption": VectorIndexSettings(ef=64)})
+    assert w.index_of("clip_caption").compression == "rq"
+    assert w.index_of("clap_caption").ef == 64 and w.index_of("clap_caption").compression == "none"
+
+
+def test_a_space_may_not_take_a_caption_vectors_name() -> None:
+    with pytest.raises(ValidationError, match="caption vectors"):
+        WorkerSettings(spaces={"clip_caption": {"name": "builtin:shapes-clip"}})

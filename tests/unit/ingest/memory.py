@@ -35,7 +35,7 @@ class MemoryStore:
         self.reads.append(list(asset_ids))
         return {
             a: StoredState(asset_id=a, event_time=o.event_time, content_hash=o.content_hash, model_id=o.model_id,
-                           vectors=dict(o.vectors) if with_vectors else {})
+                           vectors=dict(o.vectors) if with_vectors else {}, caption_hash=o.caption_hash)
             for a in asset_ids if (o := self.objects.get(a)) is not None
         }
 
@@ -65,8 +65,8 @@ class MemoryStore:
 
     def summary(self) -> dict[str, tuple[Any, ...]]:
         """What a search could see of each asset (no write times)."""
-        return {a: (o.event_time, o.content_hash, tuple(sorted(o.metadata.items())), o.source_offset,
-                    tuple(sorted(o.vectors)))
+        return {a: (o.event_time, o.content_hash, o.caption_hash, tuple(sorted(o.metadata.items())),
+                    o.source_offset, tuple(sorted(o.vectors)))
                 for a, o in sorted(self.objects.items())}
 
 

@@ -23,6 +23,9 @@ VALID = [
     {**{k: v for k, v in BASE.items() if k != "uri"}, "data": "aGVsbG8="},
     {**BASE, "asset_id": "ünïcødé/😀 id"},
     {**BASE, "uri": "data:image/png;base64,aGVsbG8="},
+    {**BASE, "caption": "red running shoes with white soles"},
+    {**{k: v for k, v in BASE.items() if k != "op"}, "caption": "no op given: an upsert"},
+    {**BASE, "modality": "audio", "caption": "a dog barking"},
 ]
 
 INVALID = {
@@ -42,6 +45,12 @@ INVALID = {
     "metadata nested": {**BASE, "metadata": {"a": {"b": 1}}},
     "metadata list of numbers": {**BASE, "metadata": {"a": [1, 2]}},
     "too many keys": {**BASE, "metadata": {f"k{i}": i for i in range(65)}},
+    "caption on text": {**{k: v for k, v in BASE.items() if k != "uri"}, "modality": "text", "text": "x",
+                        "caption": "y"},
+    "caption on delete": {"schema_version": 1, "asset_id": "a", "op": "delete", "caption": "y",
+                          "event_time": "2026-11-27T10:00:00Z"},
+    "empty caption": {**BASE, "caption": ""},
+    "long caption": {**BASE, "caption": "x" * (16 * 1024 + 1)},
 }
 
 
@@ -81,3 +90,9 @@ def test_metadata_values_keep_their_json_types() -> None:
 def test_oversized_metadata_is_rejected() -> None:
     with pytest.raises(ValidationError, match="16384 bytes"):
         AssetEvent.model_validate({**BASE, "metadata": {"big": "x" * 17000}})
+
+
+def test_a_caption_in_the_wrong_place_says_where_it_belongs() -> None:
+    event = {**{k: v for k, v in BASE.items() if k != "uri"}, "modality": "text", "text": "x", "caption": "y"}
+    with pytest.raises(ValidationError, match="`caption` is for image and audio upserts"):
+        AssetEvent.model_validate(event)
