@@ -23,6 +23,9 @@ VALID = [
     {**{k: v for k, v in BASE.items() if k != "uri"}, "data": "aGVsbG8="},
     {**BASE, "asset_id": "ünïcødé/😀 id"},
     {**BASE, "uri": "data:image/png;base64,aGVsbG8="},
+    {**BASE, "tenant": "acme-EU_2"},
+    {"schema_version": 1, "asset_id": "sku-123", "op": "delete", "tenant": "acme",
+     "event_time": "2026-11-27T10:00:00Z"},
 ]
 
 INVALID = {
@@ -42,6 +45,11 @@ INVALID = {
     "metadata nested": {**BASE, "metadata": {"a": {"b": 1}}},
     "metadata list of numbers": {**BASE, "metadata": {"a": [1, 2]}},
     "too many keys": {**BASE, "metadata": {f"k{i}": i for i in range(65)}},
+    "empty tenant": {**BASE, "tenant": ""},
+    "tenant with a space": {**BASE, "tenant": "acme corp"},
+    "tenant with a slash": {**BASE, "tenant": "acme/../globex"},
+    "long tenant": {**BASE, "tenant": "t" * 65},
+    "tenant not a string": {**BASE, "tenant": 7},
 }
 
 
