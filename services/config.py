@@ -194,6 +194,18 @@ class WeaviateSettings(BaseModel):
         "is cheaper and may answer from a node that rejoined and is still catching up.",
     )
 
+    multi_tenancy: bool = Field(
+        False, description="One Weaviate tenant per customer (native multi-tenancy): every event then needs a "
+        "`tenant`, and every gateway key is bound to one (gateway tenant_keys). Fixed when the collection is "
+        "created: a collection made the other way stops the worker and the gateway at start.",
+    )
+    auto_tenant_creation: bool = Field(
+        True, description="With multi_tenancy: the first write into a tenant creates it (Weaviate's "
+        "autoTenantCreation, set when the collection is created and updated in place on start). False: only "
+        "`xmodal tenants add` creates tenants, and an upsert into an unknown one is dead-lettered "
+        "(unknown_tenant).",
+    )
+
     vector_index: dict[str, VectorIndexSettings] = _vector_index_field()
 
     def index_of(self, space: str) -> VectorIndexSettings:
