@@ -112,7 +112,7 @@ def register(app: faust.App, settings: WorkerSettings, embedders: Sequence[Async
                 await until_done(store.ensure_collection, backoff, what="creating the collection", flow=flow)
                 protocol: BatchProtocol[Any] = BatchProtocol(
                     preparer=Preparer(embedders=embedders, fetcher=fetcher, batch=settings.batch,
-                                      decoding=decoding),
+                                      decoding=decoding, multi_tenant=settings.weaviate.multi_tenancy),
                     writer=Writer(store=store, dead_letters=FaustDeadLetterSink(dlq)),
                     store=store, ack=ack, backoff=backoff, flow=flow,
                 )
