@@ -3,6 +3,7 @@ deployment's tenancy are dead-lettered, and `xmodal tenants delete` removes one 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from cli.tenants import administer
 from schemas.asset_event import AssetEvent
 from services.publish import EventPublisher
 from services.store import AssetStore
+from streams.agents import CONFIG_EXIT
 from tests.harness.lanes import Lane, WorkerProcess, read_dead_letters, wait_stored
 
 pytestmark = pytest.mark.integration
@@ -74,3 +76,22 @@ async def test_one_asset_id_in_two_tenants_stays_two_assets(running: Lane) -> No
         assert await store.get("sku-1", tenant="acme") is None
         assert {a: await store.get(a, tenant="globex") for a in kept} == kept  # nothing else changed
         assert await administer(lane.weaviate, "delete", "acme") == 1  # gone already
+
+
+async def test_a_worker_whose_tenancy_disagrees_with_the_collection_stops_at_start(
+    stack: Any, unique_name: str, tmp_path: Path,
+) -> None:
+    lane = Lane(unique_name, tmp_path, extra_env={"XMODAL_WEAVIATE__MULTI_TENANCY": "true"})
+    await lane.create_topics()
+    async with AssetStore(lane.weaviate, {"clip": 512}) as store:
+        await store.ensure_collection()  # single-tenant, as made before the setting was turned on
+    worker = WorkerProcess(lane)
+    worker.start()
+    try:
+        assert worker.proc is not None
+        status = await asyncio.to_thread(worker.proc.wait, 180)
+        assert status == CONFIG_EXIT, worker.tail()
+        assert "is single-tenant in Weaviate but XMODAL_WEAVIATE__MULTI_TENANCY=true" in worker.tail()
+    finally:
+        worker.stop()
+        await lane.drop()
