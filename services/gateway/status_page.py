@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from services.gateway.errors import NotFound
+from services.gateway.errors import DependencyDown, NotFound
 from services.gateway.golden import golden_status
 from services.gateway.tenancy import tenant_of
 from services.monitoring.status import StatusCollector
@@ -95,7 +95,7 @@ async def tenants_section(request: web.Request) -> dict[str, Any] | None:
     try:
         counts = await status.store.tenant_counts() if shown == "all" else \
             {own: await status.store.count(tenant=own)}
-    except StoreError as exc:
+    except (StoreError, DependencyDown) as exc:  # Weaviate away: the rest of the status still answers
         return {"shown": shown, "rows": [], "error": str(exc), "lag": TENANT_LAG_NOTE}
     rows = [{"tenant": t, "objects": n} for t, n in sorted(counts.items())]
     return {"shown": shown, "rows": rows, "lag": TENANT_LAG_NOTE}

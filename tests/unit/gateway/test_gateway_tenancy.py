@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from pydantic import SecretStr, ValidationError
 
 from services.config import GatewaySettings, WeaviateSettings
 from services.gateway.errors import BadRequest
-from services.gateway.tenancy import TenantKeys, check_event_tenant
+from services.gateway.tenancy import TenantKeys, check_event_tenant, tenant_of
+from services.monitoring.status import StatusCollector
 
 MT = WeaviateSettings(multi_tenancy=True)
+UNREACHABLE_MT = WeaviateSettings(host="127.0.0.1", http_port=9, grpc_port=9, multi_tenancy=True)
+ClientFactory = Callable[..., AbstractAsyncContextManager[TestClient[web.Request, web.Application]]]
 
 
 def test_each_key_maps_to_its_own_tenant_and_no_other() -> None:
@@ -55,3 +63,36 @@ def test_a_published_event_may_name_only_its_keys_tenant() -> None:
         check_event_tenant("globex", "acme")
     with pytest.raises(BadRequest, match="single-tenant"):
         check_event_tenant("acme", None)
+
+
+async def echo_tenant(request: web.Request) -> web.Response:
+    return web.json_response({"tenant": tenant_of(request)})
+
+
+async def test_the_request_acts_for_its_keys_tenant(make_client: ClientFactory) -> None:
+    keys = {"acme": SecretStr("key-a"), "globex": SecretStr("key-g")}
+    async with make_client(weaviate=UNREACHABLE_MT, tenant_keys=keys,
+                           routes=[web.get("/v1/echo", echo_tenant)]) as c:
+        for key, tenant in (("key-a", "acme"), ("key-g", "globex")):
+            resp = await c.get("/v1/echo", headers={"X-API-Key": key})
+            assert await resp.json() == {"tenant": tenant}
+        assert (await c.get("/v1/echo")).status == 401
+        assert (await c.get("/v1/echo", headers={"X-API-Key": "key-b"})).status == 401
+        assert (await c.get("/v1/echo", headers={"X-API-Key": "key-a", "X-Tenant": "globex"})).status == 200
+
+
+async def test_the_status_tenants_section_survives_weaviate_away(make_client: ClientFactory) -> None:
+    collector = StatusCollector(GatewaySettings(worker_metrics_urls=[]), window_s=60)
+    async with make_client(weaviate=UNREACHABLE_MT, tenant_keys={"acme": SecretStr("key-a")},
+                           status=collector) as c:
+        body = await (await c.get("/v1/status", headers={"X-API-Key": "key-a"})).json()
+    assert body["tenants"]["shown"] == "own"
+    assert body["tenants"]["rows"] == [] and "Weaviate" in body["tenants"]["error"]
+    assert "per partition" in body["tenants"]["lag"]
+
+
+async def test_a_single_tenant_status_has_no_tenants_section(make_client: ClientFactory) -> None:
+    collector = StatusCollector(GatewaySettings(worker_metrics_urls=[]), window_s=60)
+    async with make_client(status=collector) as c:
+        body = await (await c.get("/v1/status")).json()
+    assert body["tenants"] is None
