@@ -34,6 +34,9 @@ MAX_METADATA_KEYS = 64
 MAX_METADATA_BYTES = 16 * 1024
 MAX_TEXT_CHARS = 16 * 1024
 METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+#: A tenant name: Weaviate's own rule for tenant names (letters, digits, `_` and `-`, at most 64), which is also
+#: safe in URLs, logs and metric labels.
+TENANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 URI_SCHEMES = ("http", "https", "file", "data")
 
@@ -65,6 +68,12 @@ class AssetEvent(BaseModel):
     asset_id: str = Field(
         min_length=1, max_length=256,
         description="Stable id of the asset (any Unicode but control characters). Also the Kafka key.",
+    )
+    tenant: str | None = Field(
+        None, pattern=TENANT.pattern,
+        description="The customer the asset belongs to ([A-Za-z0-9_-], at most 64 chars). Required when the "
+        "deployment runs multi-tenant (XMODAL_WEAVIATE__MULTI_TENANCY=true), refused when it does not; the "
+        "same asset_id in two tenants is two assets.",
     )
     op: Op = Field(Op.upsert, description="upsert (create or replace) or delete (needs only asset_id).")
     modality: Modality | None = Field(None, description="image, text or audio. Required for an upsert.")

@@ -24,6 +24,9 @@ class Reason(StrEnum):
     too_large = "too_large"
     undecodable = "undecodable"
     poison = "poison"  # crashed a decoder or the model even when retried alone
+    tenant_required = "tenant_required"  # multi-tenant deployment, event without a tenant
+    tenant_not_allowed = "tenant_not_allowed"  # single-tenant deployment, event with a tenant
+    unknown_tenant = "unknown_tenant"  # the tenant does not exist and auto creation is off
 
 
 class Source(BaseModel):

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schemas.asset_event import TENANT as TENANT_NAME
+
 _ENV = SettingsConfigDict(env_prefix="XMODAL_", env_nested_delimiter="__", extra="ignore")
 
 BUILTIN_MODEL = "builtin:shapes-clip"
@@ -218,6 +220,18 @@ class WeaviateSettings(BaseModel):
         "many; a search reads one replica per shard and checks the objects it found against that many (newer "
         "versions win). QUORUM + QUORUM writes: a lookup after a stored write sees it (read-your-writes); ONE "
         "is cheaper and may answer from a node that rejoined and is still catching up.",
+    )
+
+    multi_tenancy: bool = Field(
+        False, description="One Weaviate tenant per customer (native multi-tenancy): every event then needs a "
+        "`tenant`, and every gateway key is bound to one (gateway tenant_keys). Fixed when the collection is "
+        "created: a collection made the other way stops the worker and the gateway at start.",
+    )
+    auto_tenant_creation: bool = Field(
+        True, description="With multi_tenancy: the first write into a tenant creates it (Weaviate's "
+        "autoTenantCreation, set when the collection is created and updated in place on start). False: only "
+        "`xmodal tenants add` creates tenants, and an upsert into an unknown one is dead-lettered "
+        "(unknown_tenant).",
     )
 
     vector_index: dict[str, VectorIndexSettings] = _vector_index_field()
@@ -447,7 +461,13 @@ class GatewaySettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Bind address. Use 0.0.0.0 only behind a proxy or with API keys.")
     port: int = Field(8000, description="HTTP port.")
     api_keys: list[SecretStr] = Field(
-        default_factory=list, description="Accepted keys for the X-API-Key header. Empty: no auth."
+        default_factory=list, description="Accepted keys for the X-API-Key header, bound to no tenant (single-"
+        "tenant deployments only). Empty, with no tenant_keys: no auth.",
+    )
+    tenant_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Multi-tenant keys: tenant -> its key for X-API-Key, a JSON object "
+        "(XMODAL_TENANT_KEYS='{\"acme\": \"...\"}'). A request with a key is scoped to that key's tenant; a "
+        "`tenant` a client sends is ignored. Needs weaviate.multi_tenancy, which in turn needs at least one key.",
     )
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body, uploads included.")
     max_concurrency: int = Field(
@@ -482,6 +502,10 @@ class GatewaySettings(BaseSettings):
         "(Prometheus does this in deployments; the status page is the at-a-glance view).",
     )
     status_interval_s: float = Field(2.0, gt=0, description="How often the status page's figures are sampled.")
+    status_all_tenants: bool = Field(
+        False, description="Multi-tenant: /v1/status lists every tenant's object count to any valid key. False: "
+        "a tenant key sees its own tenant's count only (tenant names are customers' names).",
+    )
     directions: dict[str, str] = Field(
         default_factory=dict,
         description="Which space answers which direction, e.g. {\"image->text\": \"clip_large\"} (a JSON object in "
@@ -496,6 +520,25 @@ class GatewaySettings(BaseSettings):
         60.0, gt=0, description="Seconds between runs of the golden queries (the first runs at start). Each "
         "run is one search per golden query, one at a time.",
     )
+
+    @model_validator(mode="after")
+    def _keys_match_tenancy(self) -> GatewaySettings:
+        bad = [t for t in self.tenant_keys if not TENANT_NAME.match(t)]
+        if bad:
+            raise ValueError(f"tenant_keys: tenant names are [A-Za-z0-9_-], at most 64 chars: {bad[:3]}")
+        if self.weaviate.multi_tenancy and (self.api_keys or not self.tenant_keys):
+            raise ValueError("with XMODAL_WEAVIATE__MULTI_TENANCY=true every key must be bound to a tenant: set "
+                             "XMODAL_TENANT_KEYS (tenant -> key) and leave XMODAL_API_KEYS empty")
+        if self.tenant_keys and not self.weaviate.multi_tenancy:
+            raise ValueError("XMODAL_TENANT_KEYS needs XMODAL_WEAVIATE__MULTI_TENANCY=true (a collection with one "
+                             "Weaviate tenant per customer); use XMODAL_API_KEYS for a single-tenant gateway")
+        if self.weaviate.multi_tenancy and self.golden_file is not None:
+            raise ValueError("golden queries (XMODAL_GOLDEN_FILE) do not run on a multi-tenant gateway yet: they "
+                             "would need a tenant to search in; leave XMODAL_GOLDEN_FILE unset")
+        secrets = [k.get_secret_value() for k in self.tenant_keys.values()]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("XMODAL_TENANT_KEYS: two tenants share a key; each tenant needs its own")
+        return self
 
     @property
     def search_slots(self) -> int:

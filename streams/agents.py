@@ -14,6 +14,7 @@ a share of the shutdown bound to finish; otherwise it is abandoned unacked (deli
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -24,7 +25,7 @@ from schemas.dead_letter import DeadLetter
 from services.config import WorkerSettings
 from services.embedding.gpu import gpu_stats
 from services.embedding.runner import AsyncEmbedder
-from services.errors import TransientError
+from services.errors import ConfigError, TransientError
 from services.fetch.fetcher import Fetcher
 from services.ingest.prepare import Preparer
 from services.ingest.protocol import Backoff, BatchProtocol, Flow, until_done
@@ -36,6 +37,9 @@ from streams.app import assets_topic, dlq_topic
 from streams.web import WorkerHealth
 
 log = logging.getLogger("xmodal.worker")
+#: Exit status when the collection in Weaviate disagrees with the settings in a way only the operator can settle
+#: (multi-tenancy, an index setting fixed at creation): nothing is consumed yet, and restarting changes nothing.
+CONFIG_EXIT = 5
 
 
 class FaustDeadLetterSink:
@@ -109,10 +113,16 @@ def register(app: faust.App, settings: WorkerSettings, embedders: Sequence[Async
         await until_done(store.start, backoff, what="connecting to Weaviate", flow=flow)
         try:
             async with Fetcher(settings.fetch) as fetcher:
-                await until_done(store.ensure_collection, backoff, what="creating the collection", flow=flow)
+                try:
+                    await until_done(store.ensure_collection, backoff, what="creating the collection", flow=flow)
+                except ConfigError as exc:
+                    # Faust's supervisor would restart the agent at once, forever: stop the process instead.
+                    log.error("the collection does not match the settings; stopping: %s", exc)
+                    logging.shutdown()
+                    os._exit(CONFIG_EXIT)
                 protocol: BatchProtocol[Any] = BatchProtocol(
                     preparer=Preparer(embedders=embedders, fetcher=fetcher, batch=settings.batch,
-                                      decoding=decoding),
+                                      decoding=decoding, multi_tenant=settings.weaviate.multi_tenancy),
                     writer=Writer(store=store, dead_letters=FaustDeadLetterSink(dlq)),
                     store=store, ack=ack, backoff=backoff, flow=flow,
                 )

@@ -79,14 +79,20 @@ class StoreLink:
     async def search(self, q: SearchQuery) -> list[Hit]:
         return await self._live().search(q)
 
-    async def get(self, asset_id: str) -> StoredAsset | None:
-        return await self._live().get(asset_id)
+    async def get(self, asset_id: str, *, tenant: str | None = None) -> StoredAsset | None:
+        return await self._live().get(asset_id, tenant=tenant)
 
-    async def thumbnail(self, asset_id: str) -> bytes | None:
-        return await self._live().thumbnail(asset_id)
+    async def thumbnail(self, asset_id: str, *, tenant: str | None = None) -> bytes | None:
+        return await self._live().thumbnail(asset_id, tenant=tenant)
 
-    async def vector_of(self, asset_id: str, space: str) -> list[float] | None:
-        return await self._live().vector_of(asset_id, space)
+    async def vector_of(self, asset_id: str, space: str, *, tenant: str | None = None) -> list[float] | None:
+        return await self._live().vector_of(asset_id, space, tenant=tenant)
+
+    async def count(self, *, tenant: str | None = None) -> int:
+        return await self._live().count(tenant=tenant)
+
+    async def tenant_counts(self) -> dict[str, int]:
+        return await self._live().tenant_counts()
 
     async def ready(self) -> bool:
         return self._connected and await self.store.ready()

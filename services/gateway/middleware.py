@@ -22,6 +22,7 @@ from services.gateway import status_page
 from services.gateway.admission import Admission
 from services.gateway.deadline import request_deadline
 from services.gateway.errors import Classified, PayloadTooLarge, Shed, Unauthorized, classify
+from services.gateway.tenancy import TENANT, TenantKeys
 from services.monitoring import metrics
 
 log = logging.getLogger(__name__)
@@ -129,16 +130,21 @@ def is_open(path: str) -> bool:
 
 
 def auth_middleware(settings: GatewaySettings) -> Middleware:
+    """Unbound keys (api_keys) or tenant keys (tenant_keys: the request then acts for the key's tenant)."""
     keys = list(settings.api_keys)
+    tenants = TenantKeys(settings.tenant_keys)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if keys and not is_open(request.path):
+        if (keys or tenants) and not is_open(request.path):
             given = request.headers.get("X-API-Key")
             if given is None:
                 metrics.REJECTED.labels("unauthorized").inc()
                 raise Unauthorized("this gateway needs an API key: send it in the X-API-Key header")
-            if not keys_match(given, keys):
+            tenant = tenants.tenant_for(given) if tenants else None
+            if tenant is not None:
+                request[TENANT] = tenant
+            elif not keys_match(given, keys):
                 metrics.REJECTED.labels("unauthorized").inc()
                 raise Unauthorized("the X-API-Key is not valid")
         return await handler(request)

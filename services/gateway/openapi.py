@@ -42,7 +42,8 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
 _ERRORS = {
     400: "Invalid request: the message and `details` name the field.",
     401: "Missing or invalid X-API-Key (only when the gateway is configured with keys).",
-    404: "No such asset.",
+    404: "No such asset (on a multi-tenant gateway: none in the API key's tenant; another tenant's asset "
+         "answers exactly like an id that never existed).",
     413: "The body, the upload or the fetched image is larger than allowed.",
     415: "Wrong Content-Type.",
     422: "The image cannot be decoded, or fetching it was refused (the code is the fetch reason, "
@@ -189,7 +190,8 @@ def _paths(n: dict[str, str], secured: bool) -> dict[str, Any]:
             "Search with an uploaded image or audio clip (multipart/form-data).", {**ok_search, **search_errors},
             op_id="searchUpload", tags=["search"], body=_upload_body(n["UploadOptions"]), secured=secured)},
         "/v1/assets": {"post": _op(
-            "Publish an asset event; returns where it landed (use it in consistent_with).",
+            "Publish an asset event; returns where it landed (use it in consistent_with). On a multi-tenant "
+            "gateway the event goes into the API key's tenant: `tenant` must be absent or that tenant (else 400).",
             {"202": _json(_ref(n["PublishResponse"]), "Accepted: written to Kafka."),
              **_errors(400, 413, 415, 503, 504)},
             op_id="publishAsset", tags=["assets"], body=event_body, secured=secured)},
@@ -218,7 +220,7 @@ def _paths(n: dict[str, str], secured: bool) -> dict[str, Any]:
 
 def build_openapi(settings: GatewaySettings) -> dict[str, Any]:
     names, schemas = component_schemas()
-    secured = bool(settings.api_keys)
+    secured = bool(settings.api_keys or settings.tenant_keys)
     components: dict[str, Any] = {"schemas": schemas}
     if secured:
         components["securitySchemes"] = {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}

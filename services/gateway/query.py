@@ -64,9 +64,10 @@ class Query:
     audio_uri: str | None = None
     asset_id: str | None = None
     image: Image.Image | None = None  # the decoded image of an image query (Searcher: embedding and reranker)
+    tenant: str | None = None  # whose assets are searched: the API key's tenant (gateway/tenancy.py)
 
     @classmethod
-    def of(cls, req: SearchRequest) -> Query:
+    def of(cls, req: SearchRequest, *, tenant: str | None = None) -> Query:
         # Already validated as part of the request: copy the fields without validating twice.
         options = SearchOptions.model_construct(**{k: getattr(req, k) for k in SearchOptions.model_fields})
         return cls(
@@ -74,7 +75,7 @@ class Query:
             image_data=req.image.data if isinstance(req.image, ImageData) else None,
             image_uri=req.image.uri if isinstance(req.image, ImageUri) else None,
             audio_data=req.audio.data if isinstance(req.audio, AudioData) else None,
-            audio_uri=req.audio.uri if isinstance(req.audio, AudioUri) else None,
+            audio_uri=req.audio.uri if isinstance(req.audio, AudioUri) else None, tenant=tenant,
         )
 
     @property
@@ -179,7 +180,7 @@ class Searcher:
         if modifier is not None:
             spaces = [e for e in spaces if "text" in e.modalities]
         if q.asset_id is not None:
-            enc, vector = await self._asset_vector(q.asset_id, spaces)
+            enc, vector = await self._asset_vector(q.asset_id, spaces, q.tenant)
             if modifier is not None:
                 vector = compose(vector, await enc.encode_text(modifier.text), modifier.weight)
             return enc, vector, [q.asset_id]
@@ -190,9 +191,10 @@ class Searcher:
         base, text = await both(self._embed(q, enc), enc.encode_text(modifier.text))
         return enc, compose(base, text, modifier.weight), []
 
-    async def _asset_vector(self, asset_id: str, spaces: list[QueryEncoder]) -> tuple[QueryEncoder, list[float]]:
+    async def _asset_vector(self, asset_id: str, spaces: list[QueryEncoder], tenant: str | None
+                            ) -> tuple[QueryEncoder, list[float]]:
         for enc in spaces:
-            vector = await self.deps.store.vector_of(asset_id, enc.space)
+            vector = await self.deps.store.vector_of(asset_id, enc.space, tenant=tenant)
             if vector is not None:
                 return enc, vector
         names = ", ".join(e.space for e in spaces)
@@ -251,7 +253,7 @@ class Searcher:
         query = SearchQuery(
             vector=vector, space=encoder.space, text=text, mode=opts.mode, alpha=opts.alpha,
             target=opts.target, filters=opts.filters, limit=limit,
-            offset=offset, exclude_ids=exclude,
+            offset=offset, exclude_ids=exclude, tenant=q.tenant,
         )
         store, captions = self.deps.store, caption_vector(encoder.space)
         if part == "content":
@@ -285,7 +287,7 @@ class Searcher:
         opts = q.options
         window = self.rerank.window(opts.rerank_top_n, opts.offset, opts.limit)
         return await self.rerank.run(rerank_input(q), opts.modifier, hits, window=window, offset=opts.offset,
-                                     limit=opts.limit)
+                                     limit=opts.limit, tenant=q.tenant)
 
     async def _wait_consistent(self, opts: SearchOptions) -> Consistency | None:
         if not opts.consistent_with:

@@ -117,9 +117,9 @@ class Reranker(Protocol):
 class ContentStore(Protocol):
     """What the stage reads from the store (services.gateway.deps.SearchStore has it)."""
 
-    async def get(self, asset_id: str) -> StoredAsset | None: ...
+    async def get(self, asset_id: str, *, tenant: str | None = None) -> StoredAsset | None: ...
 
-    async def thumbnail(self, asset_id: str) -> bytes | None: ...
+    async def thumbnail(self, asset_id: str, *, tenant: str | None = None) -> bytes | None: ...
 
 
 @dataclass(frozen=True)
@@ -157,12 +157,19 @@ def describe(exc: BaseException) -> str:
 
 
 class StoreThumbnails:
-    """Thumbnails read from the store (a few at a time) and decoded off the event loop."""
+    """Thumbnails of one tenant's assets (None: single-tenant) read from the store (at most ``reads`` at a
+    time) and decoded off the event loop."""
 
-    def __init__(self, store: ContentStore, *, max_pixels: int) -> None:
+    def __init__(self, store: ContentStore, *, max_pixels: int, tenant: str | None = None,
+                 reads: asyncio.Semaphore | None = None) -> None:
         self.store = store
         self.max_pixels = max_pixels
-        self._reads = asyncio.Semaphore(_THUMBNAIL_READS)
+        self.tenant = tenant
+        self._reads = reads or asyncio.Semaphore(_THUMBNAIL_READS)
+
+    def of_tenant(self, tenant: str | None) -> StoreThumbnails:
+        """The same reader (sharing its bound on reads) for ``tenant``'s assets."""
+        return StoreThumbnails(self.store, max_pixels=self.max_pixels, tenant=tenant, reads=self._reads)
 
     async def images(self, candidates: Sequence[Candidate]) -> list[Image.Image]:
         blobs = await asyncio.gather(*(self.blob(c.asset_id) for c in candidates))
@@ -170,7 +177,7 @@ class StoreThumbnails:
 
     async def blob(self, asset_id: str) -> bytes:
         async with self._reads:
-            data = await self.store.thumbnail(asset_id)
+            data = await self.store.thumbnail(asset_id, tenant=self.tenant)
         if data is None:
             raise RerankError(f"asset {asset_id!r} has no thumbnail any more (deleted or replaced meanwhile)")
         return data
@@ -197,8 +204,9 @@ class RerankStage:
         return min(max(top_n or self.settings.top_n, offset + limit), self.settings.max_top_n)
 
     async def run(self, query: QueryInput, modifier: Modifier | None, hits: Sequence[Hit], *, window: int,
-                  offset: int, limit: int) -> Reranked:
-        """Re-rank the first ``window`` of ``hits`` (retrieval order, best first) and cut the page."""
+                  offset: int, limit: int, tenant: str | None = None) -> Reranked:
+        """Re-rank the first ``window`` of ``hits`` (retrieval order, best first; all of ``tenant``) and cut
+        the page. Every store read of the stage is ``tenant``'s."""
         started = time.perf_counter()
         head = list(hits[:window])
         budget = self.settings.budget_s
@@ -206,7 +214,7 @@ class RerankStage:
         scores: dict[int, float] = {}
         try:
             async with timeout:
-                scores, note = await self._scores(query, modifier, head)
+                scores, note = await self._scores(query, modifier, head, self.thumbnails.of_tenant(tenant))
         except TimeoutError as exc:
             if not timeout.expired():  # a TimeoutError of something inside (a store call), not the budget's
                 note = self._degrade("error", f"error: {describe(exc)}", exc)
@@ -232,12 +240,12 @@ class RerankStage:
                         exc_info=exc)
         return note
 
-    async def _scores(self, query: QueryInput, modifier: Modifier | None, head: list[Hit]
-                      ) -> tuple[dict[int, float], str | None]:
+    async def _scores(self, query: QueryInput, modifier: Modifier | None, head: list[Hit],
+                      thumbnails: StoreThumbnails) -> tuple[dict[int, float], str | None]:
         """Scores by position in ``head``, and a note on what was left as it was (None: nothing)."""
         if not head:
             return {}, None
-        content = await self._content(query)
+        content = await self._content(query, thumbnails)
         if isinstance(content, NoContent):
             return {}, self._degrade("unsupported", f"{content.what} cannot be re-ranked by {self.reranker.name}")
         rq = RerankQuery(content, modifier)
@@ -250,7 +258,7 @@ class RerankStage:
         if not places:
             return {}, self._degrade("unsupported", f"none of the {len(head)} candidates is content "
                                      f"{self.reranker.name} reads here ({', '.join(sorted(reads))})")
-        got = await self.reranker.score(rq, list(places.values()), self.thumbnails)
+        got = await self.reranker.score(rq, list(places.values()), thumbnails)
         if len(got) != len(places):
             raise RerankError(f"{self.reranker.name} gave {len(got)} scores for {len(places)} candidates")
         scores = {i: float(s) for i, s in zip(places, got, strict=True)}
@@ -260,16 +268,16 @@ class RerankStage:
             "not read here: audio, images without a thumbnail, or another modality)")
         return scores, note
 
-    async def _content(self, query: QueryInput) -> str | Image.Image | NoContent:
+    async def _content(self, query: QueryInput, thumbnails: StoreThumbnails) -> str | Image.Image | NoContent:
         if not isinstance(query, AssetQuery):
             return query
-        stored = await self.store.get(query.asset_id)
+        stored = await self.store.get(query.asset_id, tenant=thumbnails.tenant)
         if stored is None:
             raise RerankError(f"asset {query.asset_id!r} is not in the store any more")
         if stored.modality == "text" and stored.text is not None:
             return stored.text
         if stored.modality == "image" and stored.has_thumbnail:
-            [image] = await self.thumbnails.images([Candidate(stored.asset_id, stored.content_hash, "image")])
+            [image] = await thumbnails.images([Candidate(stored.asset_id, stored.content_hash, "image")])
             return image
         return NoContent(f"a query by {stored.modality} asset {stored.asset_id!r}")
 

@@ -32,6 +32,7 @@ from services.gateway.models import (
     dump,
 )
 from services.gateway.query import Query, Searcher, thumbnail_url
+from services.gateway.tenancy import check_event_tenant, tenant_of
 from services.store import parse_model_ids
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -152,7 +153,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def search(request: web.Request) -> web.Response:
     req = _validate_json(SearchRequest, await json_body(request))
-    result = await request.app[SEARCHER].search(Query.of(req))
+    result = await request.app[SEARCHER].search(Query.of(req, tenant=tenant_of(request)))
     return web.json_response(dump(result))
 
 
@@ -169,7 +170,7 @@ async def search_get(request: web.Request) -> web.Response:
         req = SearchRequest.model_validate(data)  # lax: query strings carry numbers as text
     except ValidationError as exc:
         raise invalid(exc, "query") from None
-    result = await request.app[SEARCHER].search(Query.of(req))
+    result = await request.app[SEARCHER].search(Query.of(req, tenant=tenant_of(request)))
     return web.json_response(dump(result))
 
 
@@ -182,7 +183,9 @@ async def search_upload(request: web.Request) -> web.Response:
         options = UploadOptions.model_validate(fields)
     except ValidationError as exc:
         raise invalid(exc, "form") from None
-    query = Query(options, audio_bytes=data) if field == "audio" else Query(options, image_bytes=data)
+    tenant = tenant_of(request)
+    query = Query(options, audio_bytes=data, tenant=tenant) if field == "audio" else \
+        Query(options, image_bytes=data, tenant=tenant)
     result = await request.app[SEARCHER].search(query)
     return web.json_response(dump(result))
 
@@ -251,6 +254,9 @@ def _json_field(name: str, value: str, *, want_object: bool) -> Any:
 
 async def publish(request: web.Request) -> web.Response:
     event = _validate_json(AssetEvent, await json_body(request))
+    tenant = tenant_of(request)
+    check_event_tenant(event.tenant, tenant)
+    event = event.model_copy(update={"tenant": tenant})
     events = request.app[DEPS].events
     if events is None:
         raise DependencyDown("this gateway has no Kafka connection configured; it cannot publish")
@@ -261,7 +267,7 @@ async def publish(request: web.Request) -> web.Response:
 
 async def get_asset(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
-    stored = await request.app[DEPS].store.get(asset_id)
+    stored = await request.app[DEPS].store.get(asset_id, tenant=tenant_of(request))
     if stored is None:
         raise NotFound(f"asset {asset_id!r} is not in the store")
     body = AssetResponse(
@@ -278,7 +284,7 @@ async def get_asset(request: web.Request) -> web.Response:
 
 async def thumbnail(request: web.Request) -> web.Response:
     asset_id = request.match_info["asset_id"]
-    data = await request.app[DEPS].store.thumbnail(asset_id)
+    data = await request.app[DEPS].store.thumbnail(asset_id, tenant=tenant_of(request))
     if data is None:
         raise NotFound(f"asset {asset_id!r} has no preview (or is not in the store)")
     # Short caching: a re-upserted asset gets a new preview under the same URL. Range requests are answered

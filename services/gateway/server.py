@@ -35,7 +35,7 @@ from services.gateway.openapi import build_openapi
 from services.gateway.query import Searcher
 from services.gateway.rerankers import started_reranker
 from services.gateway.routes import DEPS, OPENAPI, SEARCHER, add_routes
-from services.gateway.status_page import add_status_routes
+from services.gateway.status_page import TenantStatus, add_status_routes
 from services.monitoring.status import StatusCollector
 from services.store.models import vector_dims
 from services.store.store import AssetStore
@@ -63,7 +63,8 @@ def create_app(settings: GatewaySettings, deps: Deps) -> web.Application:
     app[LIMITER] = Admission(settings.search_slots, max_wait_s=settings.max_queue_wait_s)
     app[OPENAPI] = build_openapi(settings)
     add_routes(app)
-    add_status_routes(app, deps.status)  # /status page + /v1/status, over the caller's collector (if any)
+    tenants = TenantStatus(deps.store, settings.status_all_tenants) if settings.weaviate.multi_tenancy else None
+    add_status_routes(app, deps.status, tenants)  # /status + /v1/status, over the caller's collector (if any)
     return app
 
 

@@ -15,25 +15,55 @@ gateway's golden queries (services.gateway.golden), or how to configure them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from services.gateway.errors import NotFound
+from services.gateway.errors import DependencyDown, NotFound
 from services.gateway.golden import golden_status
+from services.gateway.tenancy import tenant_of
 from services.monitoring.status import StatusCollector
+from services.store.errors import StoreError
+
+
+class TenantCounter(Protocol):
+    """What the tenants section reads of the store (services.gateway.deps.SearchStore has it)."""
+
+    async def count(self, *, tenant: str | None = None) -> int: ...
+
+    async def tenant_counts(self) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True)
+class TenantStatus:
+    """The tenants section of /v1/status: object counts per tenant. A tenant key sees its own tenant's row
+    only, unless ``all_tenants`` (XMODAL_STATUS_ALL_TENANTS, for a status page only operators reach)."""
+
+    store: TenantCounter
+    all_tenants: bool = False
 
 PAGE = Path(__file__).parent / "static" / "status.html"
 COLLECTOR = web.AppKey("status_collector", StatusCollector)
+TENANTS = web.AppKey("status_tenants", TenantStatus)
+#: What /v1/status says about lag per tenant: Kafka counts lag per partition, and one partition carries many
+#: tenants (the Kafka key is the asset_id), so no per-tenant lag is measured; the partitions' lag bounds it.
+TENANT_LAG_NOTE = ("lag is measured per partition, which all tenants share (the Kafka key is the asset_id): a "
+                   "tenant's events are at most as far behind as the partitions' lag shows")
 #: Paths a browser loads without credentials (the page; its assets are under the open /static/, and the
 #: figures stay behind the API key).
 OPEN_PATHS = frozenset({"/status"})
 
 
-def add_status_routes(app: web.Application, collector: StatusCollector | None) -> None:
-    """Register the status routes on ``app``, reading ``collector`` (None: not configured)."""
+def add_status_routes(app: web.Application, collector: StatusCollector | None,
+                      tenants: TenantStatus | None = None) -> None:
+    """Register the status routes on ``app``, reading ``collector`` (None: not configured) and, on a
+    multi-tenant gateway, the tenants' counts from ``tenants``."""
     if collector is not None:
         app[COLLECTOR] = collector
+    if tenants is not None:
+        app[TENANTS] = tenants
     r = app.router
     r.add_get("/status", status_page, name="status_page", allow_head=False)
     r.add_get("/v1/status", status_json, name="status", allow_head=False)
@@ -51,4 +81,21 @@ async def status_json(request: web.Request) -> web.Response:
                        code="not_configured")
     body = collector.snapshot()
     body["golden"] = golden_status(request.app)
+    body["tenants"] = await tenants_section(request)
     return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+async def tenants_section(request: web.Request) -> dict[str, Any] | None:
+    """Objects per tenant (None: a single-tenant gateway). Read when asked (one count per tenant shown)."""
+    status = request.app.get(TENANTS)
+    if status is None:
+        return None
+    own = tenant_of(request)
+    shown = "all" if status.all_tenants or own is None else "own"
+    try:
+        counts = await status.store.tenant_counts() if shown == "all" else \
+            {own: await status.store.count(tenant=own)}
+    except (StoreError, DependencyDown) as exc:  # Weaviate away: the rest of the status still answers
+        return {"shown": shown, "rows": [], "error": str(exc), "lag": TENANT_LAG_NOTE}
+    rows = [{"tenant": t, "objects": n} for t, n in sorted(counts.items())]
+    return {"shown": shown, "rows": rows, "lag": TENANT_LAG_NOTE}

@@ -25,14 +25,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas.asset_event import Op
-from services.ingest.records import Parsed
+from services.ingest.records import AssetKey, Parsed
 
 
-def candidates_by_asset(parsed: Iterable[Parsed]) -> dict[str, list[Parsed]]:
-    """asset_id -> its events in this batch, in Kafka order."""
-    groups: dict[str, list[Parsed]] = {}
+def candidates_by_asset(parsed: Iterable[Parsed]) -> dict[AssetKey, list[Parsed]]:
+    """(tenant, asset_id) -> its events in this batch, in Kafka order. The same asset_id in two tenants is two
+    assets (their events share a partition, as the Kafka key is the asset_id, but never a resolution)."""
+    groups: dict[AssetKey, list[Parsed]] = {}
     for p in parsed:
-        groups.setdefault(p.event.asset_id, []).append(p)
+        groups.setdefault(p.key, []).append(p)
     for group in groups.values():
         group.sort(key=lambda p: p.record.offset)
     return groups

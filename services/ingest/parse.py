@@ -21,11 +21,11 @@ class Rejected(Exception):
         self.error = error
 
 
-def parse(record: Record, spaces_of: Mapping[Modality, Sequence[str]]) -> Parsed:
+def parse(record: Record, spaces_of: Mapping[Modality, Sequence[str]], *, multi_tenant: bool = False) -> Parsed:
     """Validate one record against the event contract; raise :class:`Rejected` with a reason code.
 
     ``spaces_of`` maps each modality to the embedding spaces that accept it; an upsert of a modality no space
-    accepts can never be embedded here.
+    accepts can never be embedded here. ``multi_tenant``: every event must name its tenant; else none may.
     """
     if record.value is None:
         raise Rejected(Reason.invalid_event, "record has no value (a Kafka tombstone); send op=delete instead")
@@ -43,6 +43,7 @@ def parse(record: Record, spaces_of: Mapping[Modality, Sequence[str]]) -> Parsed
             Reason.invalid_event,
             f"Kafka key {key!r} must equal asset_id {event.asset_id!r} (per-asset ordering depends on it)",
         )
+    _check_tenant(event, multi_tenant)
     if event.op is Op.upsert and event.modality is not None and not spaces_of.get(event.modality):
         configured = sorted({s for spaces in spaces_of.values() for s in spaces})
         raise Rejected(
@@ -51,6 +52,16 @@ def parse(record: Record, spaces_of: Mapping[Modality, Sequence[str]]) -> Parsed
             "configure one with XMODAL_SPACES",
         )
     return Parsed(record, event)
+
+
+def _check_tenant(event: AssetEvent, multi_tenant: bool) -> None:
+    if multi_tenant and event.tenant is None:
+        raise Rejected(Reason.tenant_required, f"this deployment is multi-tenant: {event.op.value} of "
+                       f"{event.asset_id!r} names no `tenant`, so it belongs to no customer; send it again with one")
+    if not multi_tenant and event.tenant is not None:
+        raise Rejected(Reason.tenant_not_allowed, f"this deployment is single-tenant "
+                       f"(XMODAL_WEAVIATE__MULTI_TENANCY=false) but the event names tenant {event.tenant!r}: storing "
+                       "it would mix that customer's asset with everyone's; drop `tenant` or run multi-tenant")
 
 
 def _summarise(exc: ValidationError) -> str:

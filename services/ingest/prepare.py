@@ -33,13 +33,13 @@ from services.ingest.plans import (
     Poisoned,
     Upsert,
 )
-from services.ingest.records import Parsed, Record
+from services.ingest.records import AssetKey, Parsed, Record
 from services.monitoring import metrics
 from services.monitoring.timing import observe_queue_wait, timed
 from services.store import StoredState, parse_model_ids
 
-#: asset ids -> their stored states (absent: nothing stored). The protocol's overlay-aware read.
-ReadStates = Callable[[list[str]], Awaitable[dict[str, StoredState]]]
+#: (tenant, asset_id) keys -> their stored states (absent: nothing stored). The protocol's overlay-aware read.
+ReadStates = Callable[[list[AssetKey]], Awaitable[dict[AssetKey, StoredState]]]
 
 
 @dataclass
@@ -48,19 +48,19 @@ class Prepared:
 
     records: Sequence[Record]
     started: float  # perf_counter at the start, for the batch's total time
-    assets: frozenset[str] = frozenset()  # every asset whose state this batch read (it has events here)
+    assets: frozenset[AssetKey] = frozenset()  # every asset whose state this batch read (it has events here)
     plans: list[Plan] = field(default_factory=list)
     letters: list[Letter] = field(default_factory=list)
     report: BatchReport = field(default_factory=BatchReport)
 
-    def expected_states(self) -> dict[str, StoredState | None]:
-        """asset_id -> the state this batch's write leaves (None: deleted). Poisoned assets keep theirs."""
-        out: dict[str, StoredState | None] = {}
+    def expected_states(self) -> dict[AssetKey, StoredState | None]:
+        """(tenant, asset_id) -> the state this batch's write leaves (None: deleted). Poisoned assets keep theirs."""
+        out: dict[AssetKey, StoredState | None] = {}
         for plan in self.plans:
             if isinstance(plan, Upsert):
-                out[plan.parsed.event.asset_id] = plan.expected_state()
+                out[plan.parsed.key] = plan.expected_state()
             elif isinstance(plan, Delete):
-                out[plan.parsed.event.asset_id] = None
+                out[plan.parsed.key] = None
         return out
 
 
@@ -73,7 +73,7 @@ class Preparer:
     """
 
     def __init__(self, *, embedders: Sequence[AsyncEmbedder], fetcher: Fetcher, batch: BatchSettings,
-                 decoding: Decoding) -> None:
+                 decoding: Decoding, multi_tenant: bool = False) -> None:
         if not embedders:
             raise ConfigError("no embedding space is enabled: set XMODAL_SPACES (see services/config.py)")
         self.embedders = {e.space: e for e in embedders}
@@ -88,6 +88,7 @@ class Preparer:
                     self.caption_spaces_of.setdefault(Modality(modality), []).append(e.space)
         self.fetcher = fetcher
         self.decoding = decoding
+        self.multi_tenant = multi_tenant
         self._fetch_slots = asyncio.Semaphore(batch.fetch_concurrency)
 
     @classmethod
@@ -106,7 +107,7 @@ class Preparer:
         parsed: list[Parsed] = []
         for record in records:
             try:
-                parsed.append(parse(record, self.spaces_of))
+                parsed.append(parse(record, self.spaces_of, multi_tenant=self.multi_tenant))
             except Rejected as rej:
                 prep.letters.append(Letter(record, rej.reason, rej.error))
         groups = candidates_by_asset(parsed)
@@ -116,7 +117,7 @@ class Preparer:
         await timed("embed", self._embed(prep, planned))
         return prep
 
-    async def _plan(self, prep: Prepared, groups: dict[str, list[Parsed]], stored: dict[str, StoredState]
+    async def _plan(self, prep: Prepared, groups: dict[AssetKey, list[Parsed]], stored: dict[AssetKey, StoredState]
                     ) -> list[Embeddable | Upsert | Delete]:
         """Resolve each asset's events as if applied one by one; an asset whose stored state stays has no plan.
 
@@ -126,7 +127,7 @@ class Preparer:
         asset's events are resolved again without it until every applied upsert is usable. Each round loads
         what every asset newly applies in one go (:meth:`_load_all`).
         """
-        assets = [_Asset(cands, stored.get(aid)) for aid, cands in groups.items()]
+        assets = [_Asset(cands, stored.get(key)) for key, cands in groups.items()]
         unsettled = assets
         while unsettled:
             todo = [(a, c) for a in unsettled for c in a.resolve()]

@@ -42,7 +42,7 @@ from typing import Generic, TypeVar
 from services.config import BatchSettings
 from services.errors import XmodalError
 from services.ingest.prepare import Prepared, Preparer
-from services.ingest.records import IngestStore, Record
+from services.ingest.records import AssetKey, IngestStore, Record
 from services.ingest.write import Progress, Writer
 from services.monitoring import metrics
 from services.store import StoredState
@@ -111,24 +111,24 @@ def cause_of(exc: BaseException) -> str:
 
 
 class PendingWrites:
-    """asset_id -> the state a prepared, not yet committed batch will leave (None: it deletes the asset)."""
+    """(tenant, asset_id) -> the state a prepared, not yet committed batch will leave (None: it deletes it)."""
 
     def __init__(self) -> None:
-        self._by_asset: dict[str, tuple[Prepared, StoredState | None]] = {}
+        self._by_asset: dict[AssetKey, tuple[Prepared, StoredState | None]] = {}
 
-    def expect(self, prep: Prepared, states: dict[str, StoredState | None]) -> None:
-        for asset_id, state in states.items():
-            self._by_asset[asset_id] = (prep, state)
+    def expect(self, prep: Prepared, states: dict[AssetKey, StoredState | None]) -> None:
+        for key, state in states.items():
+            self._by_asset[key] = (prep, state)
 
     def discard(self, prep: Prepared) -> None:
         """Forget what ``prep`` expected (after its commit, or before preparing it again)."""
-        for asset_id in prep.assets:
-            entry = self._by_asset.get(asset_id)
+        for key in prep.assets:
+            entry = self._by_asset.get(key)
             if entry is not None and entry[0] is prep:
-                del self._by_asset[asset_id]
+                del self._by_asset[key]
 
-    def snapshot(self, asset_ids: Iterable[str]) -> dict[str, StoredState | None]:
-        return {a: self._by_asset[a][1] for a in asset_ids if a in self._by_asset}
+    def snapshot(self, keys: Iterable[AssetKey]) -> dict[AssetKey, StoredState | None]:
+        return {k: self._by_asset[k][1] for k in keys if k in self._by_asset}
 
     def __len__(self) -> int:
         return len(self._by_asset)
@@ -206,7 +206,7 @@ class BatchProtocol(Generic[Token]):
         self.sleep = sleep
         self.flow = flow or Flow()
         self.pending = PendingWrites()
-        self._inflight: asyncio.Task[frozenset[str]] | None = None
+        self._inflight: asyncio.Task[frozenset[AssetKey]] | None = None
 
     async def submit(self, records: Sequence[Record], tokens: Sequence[Token]) -> None:
         prep = await self._prepare(records)
@@ -246,12 +246,18 @@ class BatchProtocol(Generic[Token]):
         await self.submit(records, tokens)
         await self.drain()
 
-    async def read_states(self, asset_ids: list[str]) -> dict[str, StoredState]:
-        """(1) The stored states as the batches before this one leave them."""
-        overlay = self.pending.snapshot(asset_ids)  # before awaiting: see the module docstring
-        missing = [a for a in asset_ids if a not in overlay]
-        states = await self.store.states(missing, with_vectors=True) if missing else {}
-        states.update({a: st for a, st in overlay.items() if st is not None})
+    async def read_states(self, keys: list[AssetKey]) -> dict[AssetKey, StoredState]:
+        """(1) The stored states as the batches before this one leave them, read per tenant."""
+        overlay = self.pending.snapshot(keys)  # before awaiting: see the module docstring
+        by_tenant: dict[str | None, list[str]] = {}
+        for key in keys:
+            if key not in overlay:
+                by_tenant.setdefault(key.tenant, []).append(key.asset_id)
+        states: dict[AssetKey, StoredState] = {}
+        for tenant, ids in by_tenant.items():
+            found = await self.store.states(ids, with_vectors=True, tenant=tenant)
+            states.update({AssetKey(tenant, a): st for a, st in found.items()})
+        states.update({k: st for k, st in overlay.items() if st is not None})
         return states
 
     async def _prepare(self, records: Sequence[Record]) -> Prepared:
@@ -260,7 +266,7 @@ class BatchProtocol(Generic[Token]):
         self.pending.expect(prep, prep.expected_states())
         return prep
 
-    async def _commit(self, prep: Prepared, tokens: Sequence[Token]) -> frozenset[str]:
+    async def _commit(self, prep: Prepared, tokens: Sequence[Token]) -> frozenset[AssetKey]:
         progress = Progress()
         await until_done(lambda: self.writer.commit(prep, progress), self.backoff,
                          what=f"committing a batch of {len(prep.records)}", sleep=self.sleep, flow=self.flow)

@@ -23,12 +23,26 @@ class Record:
     timestamp_ms: int | None = None
 
 
+@dataclass(frozen=True, order=True)
+class AssetKey:
+    """Which asset an event is about: its asset_id within its tenant (None: a single-tenant deployment).
+    Everything that must be exact per asset (collapse, state lookup, pending writes, writes) keys on this, so
+    one asset_id in two tenants is two assets."""
+
+    tenant: str | None
+    asset_id: str
+
+
 @dataclass(frozen=True)
 class Parsed:
     """A record whose value is a valid event."""
 
     record: Record
     event: AssetEvent
+
+    @property
+    def key(self) -> AssetKey:
+        return AssetKey(self.event.tenant, self.event.asset_id)
 
 
 class DeadLetterSink(Protocol):
@@ -40,9 +54,11 @@ class DeadLetterSink(Protocol):
 class IngestStore(Protocol):
     """The part of services.store.AssetStore the pipeline uses (tests pass an in-memory one)."""
 
-    async def states(self, asset_ids: Sequence[str], *, with_vectors: bool = False) -> dict[str, StoredState]: ...
+    async def states(self, asset_ids: Sequence[str], *, with_vectors: bool = False, tenant: str | None = None
+                     ) -> dict[str, StoredState]: ...
 
-    async def write(self, upserts: Sequence[AssetObject], deletes: Sequence[str]) -> Mapping[str, StoreError]:
-        """Apply the upserts and deletes; return the assets Weaviate refused (permanent, per object).
+    async def write(self, upserts: Sequence[AssetObject], deletes: Sequence[str], *, tenant: str | None = None
+                    ) -> Mapping[str, StoreError]:
+        """Apply the upserts and deletes in ``tenant``; return the assets Weaviate refused (permanent, per object).
         Raises a retriable error when nothing could be applied (Weaviate down or slow)."""
         ...

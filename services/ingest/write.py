@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from schemas.dead_letter import DeadLetter, Reason
 from services.ingest.plans import Delete, Letter, Outcome, Upsert
 from services.ingest.prepare import Prepared
-from services.ingest.records import DeadLetterSink, IngestStore
+from services.ingest.records import AssetKey, DeadLetterSink, IngestStore
 from services.monitoring import metrics
 from services.monitoring.timing import timed
-from services.store import AssetObject, format_model_ids
+from services.store import AssetObject, StoreError, UnknownTenant, format_model_ids
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Progress:
     """What of one batch's commit is confirmed."""
 
     written: bool = False
-    refused: frozenset[str] = frozenset()  # assets whose write the store refused (now dead letters)
+    refused: frozenset[AssetKey] = frozenset()  # assets whose write the store refused (now dead letters)
     sent: set[int] = field(default_factory=set)  # indexes into Prepared.letters confirmed by the broker
 
 
@@ -44,19 +44,19 @@ class Writer:
             progress.written = True
         await timed("dead_letter", self._send_letters(prep, progress))
 
-    async def _write(self, prep: Prepared) -> frozenset[str]:
+    async def _write(self, prep: Prepared) -> frozenset[AssetKey]:
         indexed_at = self.now()
-        upserts = {p.parsed.event.asset_id: p for p in prep.plans if isinstance(p, Upsert)}
-        deletes = [p.parsed.event.asset_id for p in prep.plans if isinstance(p, Delete)]
+        upserts = {p.parsed.key: p for p in prep.plans if isinstance(p, Upsert)}
+        deletes = [p.parsed.key for p in prep.plans if isinstance(p, Delete)]
         if not upserts and not deletes:
             return frozenset()
-        objects = [self._object(plan, indexed_at) for plan in upserts.values()]
-        failed = await self.store.write(objects, deletes)
-        records = {p.parsed.event.asset_id: p.parsed.record for p in prep.plans}
-        for asset_id, error in failed.items():
-            prep.letters.append(Letter(records[asset_id], Reason.invalid_event, str(error)))
-        for asset_id, plan in upserts.items():
-            if asset_id in failed:
+        failed = await self._write_per_tenant(upserts, deletes, indexed_at)
+        records = {p.parsed.key: p.parsed.record for p in prep.plans}
+        for key, error in failed.items():
+            reason = Reason.unknown_tenant if isinstance(error, UnknownTenant) else Reason.invalid_event
+            prep.letters.append(Letter(records[key], reason, str(error)))
+        for key, plan in upserts.items():
+            if key in failed:
                 continue
             prep.report.add(Outcome.metadata_only if plan.reused else Outcome.stored)
             ts = plan.parsed.record.timestamp_ms
@@ -64,6 +64,19 @@ class Writer:
                 metrics.FRESHNESS.observe(max(0.0, indexed_at.timestamp() - ts / 1000))
         prep.report.add(Outcome.deleted, sum(1 for a in deletes if a not in failed))
         return frozenset(failed)
+
+    async def _write_per_tenant(self, upserts: dict[AssetKey, Upsert], deletes: list[AssetKey],
+                                indexed_at: datetime) -> dict[AssetKey, StoreError]:
+        """One store write per tenant (a Weaviate batch names one tenant), in order of tenant. A retry after a
+        transient failure writes every tenant again: writes are idempotent, so the ones done are harmless."""
+        tenants = sorted({k.tenant for k in [*upserts, *deletes]}, key=lambda t: t or "")
+        failed: dict[AssetKey, StoreError] = {}
+        for tenant in tenants:
+            objects = [self._object(plan, indexed_at) for key, plan in upserts.items() if key.tenant == tenant]
+            gone = [k.asset_id for k in deletes if k.tenant == tenant]
+            refused = await self.store.write(objects, gone, tenant=tenant)
+            failed.update({AssetKey(tenant, asset_id): error for asset_id, error in refused.items()})
+        return failed
 
     def _object(self, plan: Upsert, indexed_at: datetime) -> AssetObject:
         ev, rec = plan.parsed.event, plan.parsed.record

@@ -29,6 +29,12 @@ Storage design (collection ``Asset``, settings.weaviate.collection):
   (BM25 on ``text`` fused with the vector search; score = Weaviate's relative-score fusion in [0, 1]), with
   filters (filters.py), a modality target and excluded ids, all combined with AND.
 
+Tenants (settings.weaviate.multi_tenancy, fixed when the collection is created): one Weaviate tenant per
+customer, each its own shard. Every data call then names a tenant (``tenant=``; a call without one, or with
+one on a single-tenant collection, raises TenantMismatch); the same uuid in two tenants is two objects. A
+tenant that does not exist reads as empty (no hits, nothing stored), so a caller cannot tell a tenant never
+written to from one that does not exist; deleting a tenant (``delete_tenant``) drops its shard and nothing else.
+
 Errors (errors.py): StoreUnavailable (retriable) when Weaviate is down or slow; per-asset WriteRejected /
 MetadataTypeConflict returned by ``write``; InvalidFilter / InvalidQuery for bad searches.
 """
@@ -39,7 +45,10 @@ from services.store.errors import (
     MetadataTypeConflict,
     StoreError,
     StoreUnavailable,
+    TenantMismatch,
+    TenantNotFound,
     UnknownField,
+    UnknownTenant,
     WriteRejected,
 )
 from services.store.filters import And, Condition, FilterExpr, Or, parse_filter
@@ -74,7 +83,10 @@ __all__ = [
     "StoreUnavailable",
     "StoredAsset",
     "StoredState",
+    "TenantMismatch",
+    "TenantNotFound",
     "UnknownField",
+    "UnknownTenant",
     "WriteRejected",
     "asset_uuid",
     "format_model_ids",

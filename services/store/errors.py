@@ -37,6 +37,14 @@ class InvalidQuery(StoreError):
     """A search or lookup that cannot run as asked (unknown space, wrong vector size, bad paging)."""
 
 
+class TenantNotFound(InvalidQuery):
+    """The tenant a call names does not exist in the collection (never written to, or deleted)."""
+
+
+class TenantMismatch(StoreError):
+    """A call with a tenant on a single-tenant collection, or without one on a multi-tenant collection."""
+
+
 class WriteRejected(StoreError):
     """Weaviate (or the store's own checks) refused one object; retrying the same object fails again."""
 
@@ -44,6 +52,10 @@ class WriteRejected(StoreError):
         super().__init__(f"asset {asset_id!r}: {message}")
         self.asset_id = asset_id
         self.reason = message
+
+
+class UnknownTenant(WriteRejected):
+    """An upsert into a tenant that does not exist, with automatic tenant creation off."""
 
 
 class MetadataTypeConflict(WriteRejected):

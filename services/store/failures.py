@@ -32,7 +32,7 @@ from weaviate.exceptions import (
     WeaviateTimeoutError,
 )
 
-from services.store.errors import InvalidQuery, StoreError, StoreUnavailable
+from services.store.errors import InvalidQuery, StoreError, StoreUnavailable, TenantNotFound
 
 _TRANSIENT_MARKERS = (
     "unavailable", "deadline", "resource_exhausted", "resource exhausted", "connection refused",
@@ -60,6 +60,15 @@ class Call(Enum):
     ADMIN = "admin"
 
 
+def is_tenant_not_found(message: str) -> bool:
+    """Weaviate's answer to a call naming a tenant the collection does not have (1.39: ``tenant not found``).
+
+    >>> is_tenant_not_found('object search at index asset: tenant not found: "acme".')
+    True
+    """
+    return "tenant not found" in message.lower()
+
+
 def is_transient_message(message: str) -> bool:
     lowered = message.lower()
     return any(marker in lowered for marker in _TRANSIENT_MARKERS)
@@ -68,6 +77,8 @@ def is_transient_message(message: str) -> bool:
 def translate(error: BaseException, what: str, call: Call) -> StoreError:
     """The store error for a failed client call ``what``."""
     text = f"{what}: {error}"
+    if is_tenant_not_found(str(error)):
+        return TenantNotFound(text)
     if isinstance(error, TimeoutError | WeaviateTimeoutError):
         return StoreUnavailable(f"{what}: Weaviate did not answer in time", cause="store_timeout")
     if isinstance(error, _TRANSIENT_TYPES):

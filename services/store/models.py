@@ -97,7 +97,7 @@ class SearchQuery:
     """A search. ``mode="vector"`` needs ``vector``; ``mode="hybrid"`` needs ``text`` and uses ``vector``
     when given (without it the search is BM25 only). ``alpha`` is Weaviate's hybrid weighting: 1 = vector
     only, 0 = keywords only. ``target`` filters on modality; ``exclude_ids`` drops assets (e.g. the query
-    asset of "more like this")."""
+    asset of "more like this"). ``tenant``: whose assets are searched (multi-tenant collections only)."""
 
     vector: list[float] | None
     space: str
@@ -109,6 +109,7 @@ class SearchQuery:
     limit: int = 10
     offset: int = 0
     exclude_ids: Sequence[str] = ()
+    tenant: str | None = None
 
     def __post_init__(self) -> None:
         problem = self._problem()

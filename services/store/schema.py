@@ -333,6 +333,8 @@ class SchemaView:
     vectors: frozenset[str]
     replication_factor: int = 1
     indexes: Mapping[str, IndexState] = field(default_factory=dict)
+    multi_tenancy: bool = False
+    auto_tenant_creation: bool = False
 
     @classmethod
     def of(cls, config: CollectionConfig) -> SchemaView:
@@ -345,7 +347,9 @@ class SchemaView:
         factor = config.replication_config.factor if config.replication_config else 1
         named = config.vector_config or {}
         indexes = {name: IndexState.of(vector) for name, vector in named.items()}
-        return cls(props, frozenset(named.keys()), factor, indexes)
+        mt = config.multi_tenancy_config
+        return cls(props, frozenset(named.keys()), factor, indexes, multi_tenancy=bool(mt and mt.enabled),
+                   auto_tenant_creation=bool(mt and mt.enabled and mt.auto_tenant_creation))
 
     def field_kind(self, field: str) -> tuple[str, PropKind] | None:
         """(property name, type) of a filter field: a builtin field or a metadata key."""

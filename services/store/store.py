@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from weaviate.classes.config import ConsistencyLevel, Property
+from weaviate.classes.config import Configure, ConsistencyLevel, Property, Reconfigure
 from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.client import WeaviateAsyncClient
 from weaviate.collections.classes.config_vectors import VectorConfigCreate
@@ -27,7 +27,15 @@ from weaviate.exceptions import WeaviateInsertManyAllFailedError
 from services.config import WeaviateSettings
 from services.errors import ConfigError
 from services.lifecycle import AsyncResource
-from services.store.errors import InvalidQuery, StoreError, StoreUnavailable, UnknownField, WriteRejected
+from services.store.errors import (
+    InvalidQuery,
+    StoreError,
+    StoreUnavailable,
+    TenantMismatch,
+    TenantNotFound,
+    UnknownField,
+    WriteRejected,
+)
 from services.store.failures import Call, calling, cause_of_message, is_transient_message
 from services.store.models import AssetObject, Hit, SearchQuery, StoredAsset, StoredState, asset_uuid
 from services.store.nodes import NodeClient
@@ -147,11 +155,24 @@ class AssetStore(AsyncResource):
             self._handles[level] = base if level is None else base.with_consistency_level(level)
         return self._handles[level]
 
-    def _reads(self) -> Collection:
-        return self._collection(self._reads_at)
+    def _reads(self, tenant: str | None = None) -> Collection:
+        return self._scoped(self._collection(self._reads_at), tenant)
 
-    def _writes(self) -> Collection:
-        return self._collection(self._writes_at)
+    def _writes(self, tenant: str | None = None) -> Collection:
+        return self._scoped(self._collection(self._writes_at), tenant)
+
+    def _scoped(self, col: Collection, tenant: str | None) -> Collection:
+        """The collection as one tenant sees it (a local object, no request). A data call must name a tenant
+        exactly when the collection is multi-tenant: the check is here, so no call can forget it."""
+        if self._s.multi_tenancy != (tenant is not None):
+            raise TenantMismatch(
+                f"collection {self.name} is multi-tenant: name a tenant" if self._s.multi_tenancy
+                else f"collection {self.name} is single-tenant: got tenant {tenant!r}")
+        return col if tenant is None else col.with_tenant(tenant)
+
+    @property
+    def multi_tenant(self) -> bool:
+        return self._s.multi_tenancy
 
     async def ready(self) -> bool:
         """Weaviate answers and the collection exists."""
@@ -177,6 +198,8 @@ class AssetStore(AsyncResource):
                 view = await self._read_schema()
                 missing = sorted(set(self._spaces) - view.vectors) if view else []
                 props = [p for p in base_properties() if p.name not in view.properties] if view else []
+                if view is not None:
+                    await self._check_tenancy(view)
                 if view is not None and not missing and not props:
                     return await self._apply_index_settings(view)
                 if attempt == _SCHEMA_ATTEMPTS:
@@ -200,11 +223,74 @@ class AssetStore(AsyncResource):
         self._schema = None
 
     async def _create(self) -> None:
+        tenancy = Configure.multi_tenancy(enabled=True, auto_tenant_creation=self._s.auto_tenant_creation) \
+            if self._s.multi_tenancy else None
         await self._connected().collections.create(
             self.name, properties=base_properties(),
             vector_config=[vector_config(s, self._indexes[s]) for s in self._spaces],
             replication_config=replication_config(self._s.replication_factor),
+            multi_tenancy_config=tenancy,
         )
+
+    async def _check_tenancy(self, view: SchemaView) -> None:
+        """Multi-tenancy is fixed when a collection is created (Weaviate cannot switch it in place): a setting
+        that disagrees stops the start. Automatic tenant creation can change, and is changed in place."""
+        want = self._s.multi_tenancy
+        if view.multi_tenancy != want:
+            has = "multi-tenant" if view.multi_tenancy else "single-tenant"
+            raise ConfigError(
+                f"collection {self.name} is {has} in Weaviate but XMODAL_WEAVIATE__MULTI_TENANCY={str(want).lower()}"
+                f": multi-tenancy is fixed when a collection is created. Set it back to "
+                f"{str(view.multi_tenancy).lower()}, or index into a new collection (XMODAL_WEAVIATE__COLLECTION,"
+                " filled again from the topic) and switch to it")
+        if want and view.auto_tenant_creation != self._s.auto_tenant_creation:
+            log.warning("collection %s: changing autoTenantCreation in place to %s", self.name,
+                        self._s.auto_tenant_creation)
+            update = Reconfigure.multi_tenancy(auto_tenant_creation=self._s.auto_tenant_creation)
+            async with self._calling("update multi-tenancy", Call.ADMIN):
+                await self._collection().config.update(multi_tenancy_config=update)
+            await self._reread()
+
+    # -- tenants --
+
+    async def tenants(self) -> list[str]:
+        """The collection's tenants, sorted (multi-tenant collections only)."""
+        await self._multi_tenant_collection()
+        async with self._calling("list tenants", Call.ADMIN):
+            got = await self._collection().tenants.get()
+        return sorted(got)
+
+    async def add_tenant(self, tenant: str) -> bool:
+        """Create ``tenant``; False when it already existed."""
+        await self._multi_tenant_collection()
+        async with self._calling("add tenant", Call.ADMIN):
+            col = self._collection()
+            if await col.tenants.exists(tenant):
+                return False
+            await col.tenants.create([tenant])
+        return True
+
+    async def delete_tenant(self, tenant: str) -> bool:
+        """Delete ``tenant`` with all its objects (its shard); nothing of any other tenant. False when there was
+        no such tenant. With automatic tenant creation on, a later write into it creates it again, empty."""
+        await self._multi_tenant_collection()
+        async with self._calling("delete tenant", Call.ADMIN):
+            col = self._collection()
+            if not await col.tenants.exists(tenant):
+                return False
+            await col.tenants.remove([tenant])
+        return True
+
+    async def _multi_tenant_collection(self) -> None:
+        """Tenant administration needs the collection, made multi-tenant (by a worker or gateway started with
+        XMODAL_WEAVIATE__MULTI_TENANCY=true)."""
+        if not self._s.multi_tenancy:
+            raise TenantMismatch("tenants need XMODAL_WEAVIATE__MULTI_TENANCY=true (and a collection created so)")
+        view = await self._read_schema()
+        if view is None:
+            raise StoreError(f"collection {self.name} does not exist yet: start a worker or a gateway with "
+                             "XMODAL_WEAVIATE__MULTI_TENANCY=true first (they create it)")
+        await self._check_tenancy(view)
 
     async def _apply_index_settings(self, view: SchemaView) -> None:
         """Change the spaces' indexes in place where they differ from their settings and Weaviate can; raise
@@ -275,13 +361,15 @@ class AssetStore(AsyncResource):
 
     # -- writes --
 
-    async def write(self, upserts: Sequence[AssetObject], deletes: Sequence[str]) -> dict[str, StoreError]:
-        """Upsert (replace) and delete; return the assets that can never be stored, with the reason.
+    async def write(self, upserts: Sequence[AssetObject], deletes: Sequence[str], *, tenant: str | None = None
+                    ) -> dict[str, StoreError]:
+        """Upsert (replace) and delete in ``tenant``; return the assets that can never be stored, with the reason.
 
         Raises StoreUnavailable when Weaviate is down, slow or overloaded: nothing is known to be stored
         then, and the whole call may be retried (uuid5 ids make it idempotent).
         """
         check_disjoint(upserts, deletes)
+        self._writes(tenant)  # a tenant mismatch is the caller's bug: raised before anything is written
         failures: dict[str, StoreError] = {}
         objects: list[tuple[str, WeaviateObject]] = []
         if upserts:
@@ -292,25 +380,26 @@ class AssetStore(AsyncResource):
                 except WriteRejected as e:
                     failures[obj.asset_id] = e
         for chunk in _chunks(objects, _WRITE_CHUNK):
-            failures.update(await self._insert(chunk))
+            failures.update(await self._insert(chunk, tenant))
         for ids in _chunks(deletes, _ID_CHUNK):
-            await self._delete(ids)
+            await self._delete(ids, tenant)
         return failures
 
-    async def _insert(self, chunk: Sequence[tuple[str, WeaviateObject]]) -> dict[str, StoreError]:
+    async def _insert(self, chunk: Sequence[tuple[str, WeaviateObject]], tenant: str | None
+                      ) -> dict[str, StoreError]:
         all_failed: str | None = None
         async with self._calling("batch write", Call.WRITE):
             try:
-                result = await self._writes().data.insert_many([o for _, o in chunk])
+                result = await self._writes(tenant).data.insert_many([o for _, o in chunk])
             except WeaviateInsertManyAllFailedError as e:
                 # The client drops the per-object errors when every object fails.
                 all_failed = str(e).split("Here is the set of all errors: ", 1)[-1]
         if all_failed is not None:
-            return await self._all_failed(chunk, all_failed)
+            return await self._all_failed(chunk, all_failed, tenant)
         return {chunk[i][0]: rejected(chunk[i][0], err.message) for i, err in result.errors.items()}
 
     async def _all_failed(
-        self, chunk: Sequence[tuple[str, WeaviateObject]], message: str
+        self, chunk: Sequence[tuple[str, WeaviateObject]], message: str, tenant: str | None
     ) -> dict[str, StoreError]:
         if is_transient_message(message):
             raise StoreUnavailable(f"batch write: {message}", cause=cause_of_message(message))
@@ -319,31 +408,39 @@ class AssetStore(AsyncResource):
         log.warning("all %d objects of a batch failed; writing them one by one for their errors", len(chunk))
         failures: dict[str, StoreError] = {}
         for item in chunk:
-            failures.update(await self._insert([item]))
+            failures.update(await self._insert([item], tenant))
         return failures
 
-    async def _delete(self, asset_ids: Sequence[str]) -> None:
+    async def _delete(self, asset_ids: Sequence[str], tenant: str | None) -> None:
         where = Filter.by_id().contains_any([asset_uuid(a) for a in asset_ids])
-        async with self._calling("batch delete", Call.WRITE):
-            result = await self._writes().data.delete_many(where=where)
+        try:
+            async with self._calling("batch delete", Call.WRITE):
+                result = await self._writes(tenant).data.delete_many(where=where)
+        except TenantNotFound:
+            return  # no such tenant: nothing of it to delete
         if result.failed:
             raise StoreUnavailable(f"batch delete: {result.failed} of {len(asset_ids)} deletes failed")
 
     # -- reads --
 
-    async def states(self, asset_ids: Sequence[str], *, with_vectors: bool = False) -> dict[str, StoredState]:
-        """What is stored for these assets (missing ones are absent from the result).
+    async def states(self, asset_ids: Sequence[str], *, with_vectors: bool = False, tenant: str | None = None
+                     ) -> dict[str, StoredState]:
+        """What is stored for these assets of ``tenant`` (missing ones are absent from the result).
 
         On a replicated collection each asset is read by id at the read consistency (``_read_each``), not by
         a filtered search: the worker decides on these states whether an event is stale, so they must be the
         newest a quorum holds.
         """
         ids = list(dict.fromkeys(asset_ids))
-        if (await self._view()).replication_factor > 1:
-            return await self._read_each(ids, with_vectors)
-        return await self._search_states(ids, with_vectors)
+        try:
+            if (await self._view()).replication_factor > 1:
+                return await self._read_each(ids, with_vectors, tenant)
+            return await self._search_states(ids, with_vectors, tenant)
+        except TenantNotFound:
+            return {}  # a tenant not created yet holds nothing
 
-    async def _read_each(self, asset_ids: list[str], with_vectors: bool) -> dict[str, StoredState]:
+    async def _read_each(self, asset_ids: list[str], with_vectors: bool, tenant: str | None
+                         ) -> dict[str, StoredState]:
         """Read each object by id at the read consistency, a few at a time.
 
         A filtered search reads one replica per shard (the node's own first). It checks only the objects it
@@ -357,18 +454,19 @@ class AssetStore(AsyncResource):
 
         async def read(asset_id: str) -> StoredState | None:
             async with gate, self._calling("read state", Call.QUERY):
-                obj = await self._reads().query.fetch_object_by_id(
+                obj = await self._reads(tenant).query.fetch_object_by_id(
                     asset_uuid(asset_id), return_properties=STATE_PROPERTIES, include_vector=with_vectors)
             return None if obj is None else stored_state(obj.properties, obj.vector if with_vectors else None)
 
         states = await asyncio.gather(*map(read, asset_ids))
         return {a: st for a, st in zip(asset_ids, states, strict=True) if st is not None}
 
-    async def _search_states(self, asset_ids: list[str], with_vectors: bool) -> dict[str, StoredState]:
+    async def _search_states(self, asset_ids: list[str], with_vectors: bool, tenant: str | None
+                             ) -> dict[str, StoredState]:
         found: dict[str, StoredState] = {}
         for ids in _chunks(asset_ids, _ID_CHUNK):
             async with self._calling("read states", Call.QUERY):
-                result = await self._reads().query.fetch_objects(
+                result = await self._reads(tenant).query.fetch_objects(
                     filters=Filter.by_id().contains_any([asset_uuid(a) for a in ids]), limit=len(ids),
                     return_properties=STATE_PROPERTIES, include_vector=with_vectors,
                 )
@@ -377,35 +475,43 @@ class AssetStore(AsyncResource):
                 found[state.asset_id] = state
         return found
 
-    async def get(self, asset_id: str) -> StoredAsset | None:
-        async with self._calling("get asset", Call.QUERY):
-            obj = await self._reads().query.fetch_object_by_id(
-                asset_uuid(asset_id), include_vector=True, return_properties=RESULT_PROPERTIES
-            )
+    async def _by_id(self, what: str, asset_id: str, tenant: str | None, **options: Any) -> Any:
+        """One object by id in ``tenant``, or None: absent, or its tenant does not exist (the same answer, so
+        no caller can tell another tenant's ids, or tenants, from ids that never existed)."""
+        try:
+            async with self._calling(what, Call.QUERY):
+                return await self._reads(tenant).query.fetch_object_by_id(asset_uuid(asset_id), **options)
+        except TenantNotFound:
+            return None
+
+    async def get(self, asset_id: str, *, tenant: str | None = None) -> StoredAsset | None:
+        obj = await self._by_id("get asset", asset_id, tenant, include_vector=True,
+                                return_properties=RESULT_PROPERTIES)
         return None if obj is None else stored_asset(obj.properties, list(obj.vector))
 
-    async def thumbnail(self, asset_id: str) -> bytes | None:
-        async with self._calling("get thumbnail", Call.QUERY):
-            obj = await self._reads().query.fetch_object_by_id(
-                asset_uuid(asset_id), return_properties=["thumbnail"]
-            )
+    async def thumbnail(self, asset_id: str, *, tenant: str | None = None) -> bytes | None:
+        obj = await self._by_id("get thumbnail", asset_id, tenant, return_properties=["thumbnail"])
         blob = None if obj is None else obj.properties.get("thumbnail")
         return base64.b64decode(blob) if blob else None
 
-    async def vector_of(self, asset_id: str, space: str) -> list[float] | None:
+    async def vector_of(self, asset_id: str, space: str, *, tenant: str | None = None) -> list[float] | None:
         """The asset's vector in ``space`` (for "more like this"); None if the asset or vector is missing."""
         await self._known_space(space)
-        async with self._calling("get vector", Call.QUERY):
-            obj = await self._reads().query.fetch_object_by_id(
-                asset_uuid(asset_id), include_vector=[space], return_properties=["asset_id"]
-            )
+        obj = await self._by_id("get vector", asset_id, tenant, include_vector=[space], return_properties=["asset_id"])
         vector = None if obj is None else obj.vector.get(space)
         return None if vector is None else vectors_of({space: vector})[space]
 
-    async def count(self) -> int:
-        async with self._calling("count", Call.QUERY):
-            result = await self._reads().aggregate.over_all(total_count=True)
+    async def count(self, *, tenant: str | None = None) -> int:
+        try:
+            async with self._calling("count", Call.QUERY):
+                result = await self._reads(tenant).aggregate.over_all(total_count=True)
+        except TenantNotFound:
+            return 0
         return result.total_count or 0
+
+    async def tenant_counts(self) -> dict[str, int]:
+        """tenant -> objects it holds (the status page)."""
+        return {t: await self.count(tenant=t) for t in await self.tenants()}
 
     async def _known_space(self, space: str) -> SchemaView:
         view = await self._view()
@@ -430,8 +536,14 @@ class AssetStore(AsyncResource):
         common: dict[str, Any] = {
             "limit": q.limit, "offset": q.offset, "filters": where, "return_properties": RESULT_PROPERTIES,
         }
+        try:
+            return await self._search(q, common)
+        except TenantNotFound:
+            return []  # a tenant not created yet: nothing to find
+
+    async def _search(self, q: SearchQuery, common: dict[str, Any]) -> list[Hit]:
         async with self._calling("search", Call.QUERY):
-            query = self._reads().query
+            query = self._reads(q.tenant).query
             if q.mode == "vector":
                 assert q.vector is not None  # SearchQuery checked it
                 result = await query.near_vector(

@@ -14,8 +14,8 @@ from typing import Any
 
 from weaviate.classes.data import DataObject
 
-from services.store.errors import MetadataTypeConflict, StoreUnavailable, WriteRejected
-from services.store.failures import cause_of_message, is_transient_message
+from services.store.errors import MetadataTypeConflict, StoreUnavailable, UnknownTenant, WriteRejected
+from services.store.failures import cause_of_message, is_tenant_not_found, is_transient_message
 from services.store.models import AssetObject, asset_uuid
 from services.store.schema import (
     PropKind,
@@ -112,6 +112,8 @@ def rejected(asset_id: str, message: str) -> WriteRejected:
     """A per-object error from Weaviate, unless its text says Weaviate is down or overloaded."""
     if is_transient_message(message):
         raise StoreUnavailable(f"asset {asset_id!r}: {message}", cause=cause_of_message(message))
+    if is_tenant_not_found(message):
+        return UnknownTenant(asset_id, f"{message} (automatic tenant creation is off: `xmodal tenants add` first)")
     return WriteRejected(asset_id, message)
 
 

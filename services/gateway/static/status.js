@@ -259,10 +259,27 @@ function renderGolden(golden) {
   pill.className = `pill ${cls}`;
 }
 
+// Multi-tenant gateways only: objects per tenant (all of them, or the key's own), and what lag means here.
+function renderTenants(tenants) {
+  $("tenants").hidden = !tenants;
+  if (!tenants) return;
+  $("tenant-rows").replaceChildren(...tenants.rows.map((r) => {
+    const tr = document.createElement("tr");
+    const name = document.createElement("td"), n = document.createElement("td");
+    name.textContent = r.tenant;
+    n.textContent = fmtCount(r.objects);
+    tr.append(name, n);
+    return tr;
+  }));
+  const which = tenants.shown === "all" ? "every tenant" : "this key's tenant";
+  $("tenants-line").textContent = `${which}${tenants.error ? ` · ${tenants.error}` : ""} · ${tenants.lag}`;
+}
+
 function render(data) {
   const s = data.series;
   renderHealth(data);
   renderGolden(data.golden);
+  renderTenants(data.tenants);
   renderNumbers(data);
   const parts = Object.keys(s.lag).sort((a, b) => a - b);
   const lagSeries = parts.map((p, i) => ({ name: `p${p}`, label: `partition ${p}`, color: PALETTE[i % PALETTE.length], values: s.lag[p] }));

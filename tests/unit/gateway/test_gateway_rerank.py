@@ -66,10 +66,10 @@ class MemoryStore:
     assets: dict[str, StoredAsset] = field(default_factory=dict)
     reads: int = 0
 
-    async def get(self, asset_id: str) -> StoredAsset | None:
+    async def get(self, asset_id: str, *, tenant: str | None = None) -> StoredAsset | None:
         return self.assets.get(asset_id)
 
-    async def thumbnail(self, asset_id: str) -> bytes | None:
+    async def thumbnail(self, asset_id: str, *, tenant: str | None = None) -> bytes | None:
         self.reads += 1
         return self.thumbnails.get(asset_id)
 

@@ -23,23 +23,34 @@ from services.store import AssetObject, MetadataTypeConflict, StoredState, Store
 
 
 class MemoryStore:
+    """Objects per tenant (None: single-tenant), as Weaviate keeps a shard per tenant: ``objects`` is tenant
+    None's, ``tenant(t)`` another's."""
+
     def __init__(self, *, hold_writes: bool = False) -> None:
-        self.objects: dict[str, AssetObject] = {}
+        self.by_tenant: dict[str | None, dict[str, AssetObject]] = {None: {}}
+        self.objects = self.by_tenant[None]
+        self.tenant_writes: list[str | None] = []  # the tenant of each applied write, in order
         self.reads: list[list[str]] = []
         self.writes = 0
         self.log: list[tuple[list[tuple[str, int]], list[str]]] = []  # each applied write: upserts, deletes
         self.fail_writes = 0  # this many of the next writes raise StoreUnavailable, storing nothing
         self.tickets: asyncio.Semaphore | None = asyncio.Semaphore(0) if hold_writes else None
 
-    async def states(self, asset_ids: Sequence[str], *, with_vectors: bool = False) -> dict[str, StoredState]:
+    def tenant(self, tenant: str | None) -> dict[str, AssetObject]:
+        return self.by_tenant.setdefault(tenant, {})
+
+    async def states(self, asset_ids: Sequence[str], *, with_vectors: bool = False, tenant: str | None = None
+                     ) -> dict[str, StoredState]:
         self.reads.append(list(asset_ids))
+        objects = self.tenant(tenant)
         return {
             a: StoredState(asset_id=a, event_time=o.event_time, content_hash=o.content_hash, model_id=o.model_id,
                            vectors=dict(o.vectors) if with_vectors else {}, caption_hash=o.caption_hash)
-            for a in asset_ids if (o := self.objects.get(a)) is not None
+            for a in asset_ids if (o := objects.get(a)) is not None
         }
 
-    async def write(self, upserts: Sequence[AssetObject], deletes: Sequence[str]) -> dict[str, StoreError]:
+    async def write(self, upserts: Sequence[AssetObject], deletes: Sequence[str], *, tenant: str | None = None
+                    ) -> dict[str, StoreError]:
         if self.tickets is not None:
             await self.tickets.acquire()
         self.writes += 1
@@ -47,14 +58,16 @@ class MemoryStore:
             self.fail_writes -= 1
             raise StoreUnavailable("Weaviate is down (a test said so)")
         self.log.append((sorted((o.asset_id, o.source_offset) for o in upserts), sorted(deletes)))
+        self.tenant_writes.append(tenant)
+        objects = self.tenant(tenant)
         failed: dict[str, StoreError] = {}
         for obj in upserts:
             if "refuse" in obj.metadata:
                 failed[obj.asset_id] = MetadataTypeConflict(obj.asset_id, "metadata `refuse` has another type")
             else:
-                self.objects[obj.asset_id] = obj
+                objects[obj.asset_id] = obj
         for asset_id in deletes:
-            self.objects.pop(asset_id, None)
+            objects.pop(asset_id, None)
         return failed
 
     def release(self, n: int = 1) -> None:

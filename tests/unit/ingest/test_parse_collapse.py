@@ -15,7 +15,7 @@ from services.errors import TransientError
 from services.ingest.collapse import candidates_by_asset, resolve
 from services.ingest.embed import embed_isolating_poison
 from services.ingest.parse import Rejected, parse
-from services.ingest.records import Parsed, Record
+from services.ingest.records import AssetKey, Parsed, Record
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 SPACES = {Modality.text: ["clip"], Modality.image: ["clip"]}  # no space takes audio
@@ -71,8 +71,8 @@ def test_batches_resolve_like_events_applied_one_by_one() -> None:
         parse_(rec(event("upsert", asset_id="b"), key="b", offset=5)),
     ]
     groups = candidates_by_asset(reversed(batch))
-    assert [p.record.offset for p in groups["a"]] == [1, 2, 3, 4]
-    res = resolve(groups["a"], stored_time=None)
+    assert [p.record.offset for p in groups[AssetKey(None, "a")]] == [1, 2, 3, 4]
+    res = resolve(groups[AssetKey(None, "a")], stored_time=None)
     assert res.final is not None and res.final.record.offset == 4
     assert [p.record.offset for p in res.superseded] == [1, 3]
     assert [p.record.offset for p in res.stale] == [2]

@@ -26,6 +26,9 @@ VALID = [
     {**BASE, "caption": "red running shoes with white soles"},
     {**{k: v for k, v in BASE.items() if k != "op"}, "caption": "no op given: an upsert"},
     {**BASE, "modality": "audio", "caption": "a dog barking"},
+    {**BASE, "tenant": "acme-EU_2"},
+    {"schema_version": 1, "asset_id": "sku-123", "op": "delete", "tenant": "acme",
+     "event_time": "2026-11-27T10:00:00Z"},
 ]
 
 INVALID = {
@@ -51,6 +54,11 @@ INVALID = {
                           "event_time": "2026-11-27T10:00:00Z"},
     "empty caption": {**BASE, "caption": ""},
     "long caption": {**BASE, "caption": "x" * (16 * 1024 + 1)},
+    "empty tenant": {**BASE, "tenant": ""},
+    "tenant with a space": {**BASE, "tenant": "acme corp"},
+    "tenant with a slash": {**BASE, "tenant": "acme/../globex"},
+    "long tenant": {**BASE, "tenant": "t" * 65},
+    "tenant not a string": {**BASE, "tenant": 7},
 }
 
 
