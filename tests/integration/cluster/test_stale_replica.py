@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pytest
 
@@ -22,6 +23,7 @@ from tests.integration.cluster.nodes import cluster_weaviate, kill9
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+T = TypeVar("T")
 N = 200  # enough that async replication cannot have repaired them all before the first read
 
 
@@ -33,12 +35,24 @@ def asset(i: int) -> AssetObject:
     )
 
 
+async def until_done(step: Callable[[], Awaitable[T]], what: str, timeout_s: float = 120) -> T:
+    """Retry ``step`` on StoreUnavailable, as the worker does (a write or drop right after a node dies can
+    outlast the store's call timeout while the cluster notices)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await step()
+        except StoreUnavailable:
+            assert time.monotonic() < deadline, f"{what}: Weaviate unavailable for {timeout_s:g}s"
+            await asyncio.sleep(0.5)
+
+
 @pytest.fixture
 async def collection(cluster: LocalStack, unique_name: str) -> AsyncIterator[str]:
     name = "S" + unique_name[1:]
     yield name
     async with AssetStore(cluster_weaviate(cluster, name), {"clip": 3}) as store:
-        await store.drop_collection()
+        await until_done(store.drop_collection, "drop the collection")
 
 
 async def test_states_on_a_node_back_from_an_outage_never_call_a_stored_asset_missing(
@@ -48,7 +62,8 @@ async def test_states_on_a_node_back_from_an_outage_never_call_a_stored_asset_mi
         await store.ensure_collection()
         assert await store.write([asset(-1)], []) == {}
         kill9(cluster.weaviate_nodes[2].pid_file)
-        assert await store.write([asset(i) for i in range(N)], []) == {}  # QUORUM: nodes 1 and 2
+        # QUORUM: nodes 1 and 2 (uuid5 ids: a retried write stores the same objects)
+        assert await until_done(lambda: store.write([asset(i) for i in range(N)], []), "write") == {}
     await asyncio.to_thread(cluster.up)  # node 3 again, holding none of the N
     assert cluster.healthy()
 
