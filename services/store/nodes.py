@@ -125,11 +125,17 @@ class NodeClient:
 
     async def _connect(self, endpoint: WeaviateEndpoint) -> WeaviateAsyncClient:
         t = self._s.timeout_s
+        # The client's own insert deadline must not end a write before the store's call bound does
+        # (AssetStore._write_timeout_s: cluster_write_timeout_s on a replicated collection, else timeout_s,
+        # enforced around every call). A write the client gave up on can still be applied by Weaviate later,
+        # over a newer one written meanwhile: with insert=timeout_s (3 s in the cluster tests) the longer
+        # cluster bound never took effect.
+        insert = max(t, self._s.cluster_write_timeout_s)
         try:
             client = weaviate.use_async_with_custom(
                 http_host=endpoint.host, http_port=endpoint.http_port, http_secure=self._s.secure,
                 grpc_host=endpoint.host, grpc_port=endpoint.grpc_port, grpc_secure=self._s.secure,
-                additional_config=AdditionalConfig(timeout=Timeout(query=t, insert=t, init=t)),
+                additional_config=AdditionalConfig(timeout=Timeout(query=t, insert=insert, init=t)),
                 auth_credentials=Auth.api_key(self._s.api_key.get_secret_value()) if self._s.api_key else None,
                 # The init checks call pypi.org on every connect (a version nag): no outside calls from here.
                 skip_init_checks=True,
