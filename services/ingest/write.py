@@ -69,11 +69,14 @@ class Writer:
                                 indexed_at: datetime) -> dict[AssetKey, StoreError]:
         """One store write per tenant (a Weaviate batch names one tenant), in order of tenant. A retry after a
         transient failure writes every tenant again: writes are idempotent, so the ones done are harmless."""
-        tenants = sorted({k.tenant for k in [*upserts, *deletes]}, key=lambda t: t or "")
+        by_tenant: dict[str | None, tuple[list[AssetObject], list[str]]] = {}
+        for key, plan in upserts.items():
+            by_tenant.setdefault(key.tenant, ([], []))[0].append(self._object(plan, indexed_at))
+        for key in deletes:
+            by_tenant.setdefault(key.tenant, ([], []))[1].append(key.asset_id)
         failed: dict[AssetKey, StoreError] = {}
-        for tenant in tenants:
-            objects = [self._object(plan, indexed_at) for key, plan in upserts.items() if key.tenant == tenant]
-            gone = [k.asset_id for k in deletes if k.tenant == tenant]
+        for tenant in sorted(by_tenant, key=lambda t: t or ""):
+            objects, gone = by_tenant[tenant]
             refused = await self.store.write(objects, gone, tenant=tenant)
             failed.update({AssetKey(tenant, asset_id): error for asset_id, error in refused.items()})
         return failed
