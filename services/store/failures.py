@@ -104,6 +104,22 @@ def translate(error: BaseException, what: str, call: Call) -> StoreError:
     return StoreError(text)
 
 
+def rest_error(what: str, status: int, body: str) -> StoreError:
+    """The store error for a REST answer other than 200 / 404.
+
+    >>> type(rest_error("read", 503, "")).__name__, type(rest_error("read", 422, 'tenant not found: "a"')).__name__
+    ('StoreUnavailable', 'TenantNotFound')
+    """
+    text = f"{what}: Weaviate answered {status}: {body[:300]}"
+    if is_tenant_not_found(body):
+        return TenantNotFound(text)
+    if status == 429:
+        return StoreUnavailable(text, cause="store_overloaded")
+    if status >= 500 or is_transient_message(body):
+        return StoreUnavailable(text, cause="store_error")
+    return StoreError(text)
+
+
 def cause_of_message(message: str) -> str:
     """The retry cause of a transient failure the client reported as text.
 

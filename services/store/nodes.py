@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 import httpx
 import weaviate
@@ -39,6 +40,7 @@ class NodeClient:
         self._suspect = False
         self._switch_lock = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
+        self._http: httpx.AsyncClient | None = None  # REST calls the weaviate client does not offer
 
     @property
     def endpoint(self) -> WeaviateEndpoint:
@@ -65,6 +67,9 @@ class NodeClient:
 
     async def close(self) -> None:
         client, self.client = self.client, None
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
         for task in self._closing:
             task.cancel()  # each closes its client on the way out
         await asyncio.gather(*self._closing, return_exceptions=True)
@@ -102,6 +107,20 @@ class NodeClient:
                 self._retire(old)
                 return
             self._suspect = True
+
+    async def rest_get(self, path: str, params: Mapping[str, str]) -> httpx.Response:
+        """GET ``/v1/<path>`` on the node in use, with the store's credentials and call timeout.
+
+        For what the v4 client offers only as a gRPC search: reading one object by id, which over REST is
+        Weaviate's replicated read (it compares the replicas at the consistency level asked and repairs).
+        Raises httpx errors: call it inside ``calling``.
+        """
+        if self._http is None:
+            headers = {"Authorization": f"Bearer {self._s.api_key.get_secret_value()}"} if self._s.api_key else {}
+            self._http = httpx.AsyncClient(timeout=self._s.timeout_s, headers=headers)
+        scheme = "https" if self._s.secure else "http"
+        endpoint = self.endpoint
+        return await self._http.get(f"{scheme}://{endpoint.host}:{endpoint.http_port}/v1/{path}", params=params)
 
     def _retire(self, client: WeaviateAsyncClient) -> None:
         task = asyncio.create_task(self._close_later(client))

@@ -77,6 +77,30 @@ def stored_state(props: Mapping[str, Any], vector: Mapping[str, Any] | None) -> 
     )
 
 
+def rest_state(body: Mapping[str, Any]) -> StoredState:
+    """The state in a REST object (``GET /v1/objects/{class}/{id}``): dates come as RFC 3339 text there."""
+    props = dict(body.get("properties") or {})
+    for name in ("event_time", "indexed_at"):
+        if isinstance(props.get(name), str):
+            props[name] = parse_rfc3339(props[name])
+    return stored_state(props, body.get("vectors") or None)
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Weaviate's date text, down to microseconds (it may write nanoseconds).
+
+    >>> parse_rfc3339("2026-12-02T08:00:01.123456789Z").isoformat()
+    '2026-12-02T08:00:01.123456+00:00'
+    >>> parse_rfc3339("2026-12-02T09:00:00+01:00").isoformat()
+    '2026-12-02T09:00:00+01:00'
+    """
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        rest = rest[:min(digits, 6)] + rest[digits:]
+    return datetime.fromisoformat(head + dot + rest)
+
+
 def hit(props: Mapping[str, Any], score: float) -> Hit:
     return Hit(
         asset_id=str(props["asset_id"]),

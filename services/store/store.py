@@ -36,10 +36,10 @@ from services.store.errors import (
     UnknownField,
     WriteRejected,
 )
-from services.store.failures import Call, calling, cause_of_message, is_transient_message
+from services.store.failures import Call, calling, cause_of_message, is_transient_message, rest_error
 from services.store.models import AssetObject, Hit, SearchQuery, StoredAsset, StoredState, asset_uuid
 from services.store.nodes import NodeClient
-from services.store.reads import hit, search_filter, stored_asset, stored_state, vectors_of
+from services.store.reads import hit, rest_state, search_filter, stored_asset, stored_state, vectors_of
 from services.store.schema import (
     RESULT_PROPERTIES,
     STATE_PROPERTIES,
@@ -67,7 +67,7 @@ log = logging.getLogger(__name__)
 _SPACE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,229}$")
 _COLLECTION = re.compile(r"^[A-Z][_0-9A-Za-z]{0,254}$")
 _WRITE_CHUNK = 256  # objects per gRPC batch request
-_EXISTS_CONCURRENCY = 16  # existence checks in flight at once (replicated collections)
+_EXISTS_CONCURRENCY = 16  # reads by id in flight at once (replicated collections)
 _ID_CHUNK = 1000  # ids per delete / state lookup (Weaviate caps a result window at 10,000)
 _SCHEMA_ATTEMPTS = 5  # rounds of read-create/extend-reread when workers race on the schema
 
@@ -427,49 +427,44 @@ class AssetStore(AsyncResource):
                      ) -> dict[str, StoredState]:
         """What is stored for these assets of ``tenant`` (missing ones are absent from the result).
 
-        On a replicated collection an asset the search did not find is confirmed missing by the replicas
-        (at the read consistency) before it is reported missing: see ``_confirm_missing``. A found object is
-        what the node's own replica holds, checked by Weaviate against the others; the 3+3 kill test has
-        seen one come back older than a quorum's copy (an open issue: the gRPC read by id is a filtered
-        search too, so the fix is a REST read by id at the read consistency).
+        The worker decides skip / update / insert from these states, so on a replicated collection they
+        must be what a quorum holds, never one replica's older copy. A filtered search reads the node's own
+        replica, and Weaviate checks only the objects it found against the others: a node back from an
+        outage (or one whose commit a dying coordinator never sent) reports a missing or older copy, and
+        an older event would then be stored over a newer one. So a replicated collection is read object
+        by object over REST (``_read_by_id``), which is Weaviate's replicated read: it compares the
+        replicas at the read consistency, returns the newest and repairs the others.
         """
         ids = list(dict.fromkeys(asset_ids))
         try:
-            found = await self._search_states(ids, with_vectors, tenant)
-            missing = [a for a in ids if a not in found]
-            if missing and (await self._view()).replication_factor > 1:
-                found |= await self._confirm_missing(missing, with_vectors, tenant)
+            if (await self._view()).replication_factor > 1:
+                return await self._read_by_id(ids, with_vectors, tenant)
+            return await self._search_states(ids, with_vectors, tenant)
         except TenantNotFound:
             return {}  # a tenant not created yet holds nothing
-        return found
 
-    async def _confirm_missing(self, asset_ids: list[str], with_vectors: bool, tenant: str | None
-                               ) -> dict[str, StoredState]:
-        """Ask the replicas whether objects a search missed exist, and read again the ones that do.
-
-        A filtered search reads one replica per shard (the node's own first) and checks only the objects
-        it found against the other replicas. A replica that lacks an object (its node was down during the
-        write and is not repaired yet) makes the object look absent, and the worker would then store an
-        older event over a newer one. An existence check at the read consistency asks a quorum and
-        repairs the stale replica, so the second search finds the object. One that is still not found
-        raises StoreUnavailable: the batch is retried, never decided on a stale read.
-        """
+    async def _read_by_id(self, asset_ids: list[str], with_vectors: bool, tenant: str | None
+                          ) -> dict[str, StoredState]:
+        """Each object by id at the read consistency, ``_EXISTS_CONCURRENCY`` at a time (the v4 client's
+        ``fetch_object_by_id`` is a gRPC filtered search, so it has the same blind spot)."""
+        params = {"consistency_level": self._reads_at.value}
+        if tenant is not None:
+            params["tenant"] = tenant
+        if with_vectors:
+            params["include"] = "vector"
         gate = asyncio.Semaphore(_EXISTS_CONCURRENCY)
 
-        async def exists(asset_id: str) -> bool:
-            async with gate, self._calling("confirm missing", Call.QUERY):
-                return await self._reads(tenant).data.exists(asset_uuid(asset_id))
+        async def one(asset_id: str) -> StoredState | None:
+            async with gate, self._calling("read state", Call.QUERY):
+                response = await self._nodes.rest_get(f"objects/{self.name}/{asset_uuid(asset_id)}", params)
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise rest_error(f"read state of {asset_id!r}", response.status_code, response.text)
+            return rest_state(response.json())
 
-        present = [a for a, e in zip(asset_ids, await asyncio.gather(*map(exists, asset_ids)), strict=True) if e]
-        if not present:
-            return {}
-        log.info("%d object(s) a search missed exist on the replicas (a replica is catching up): reading "
-                 "them again", len(present))
-        found = await self._search_states(present, with_vectors, tenant)
-        if lagging := [a for a in present if a not in found]:
-            raise StoreUnavailable(f"{len(lagging)} object(s) exist on the replicas but the node read lacks "
-                                   f"them (e.g. {lagging[0]!r}); a replica is catching up: retrying")
-        return found
+        states = await asyncio.gather(*map(one, asset_ids))
+        return {st.asset_id: st for st in states if st is not None}
 
     async def _search_states(self, asset_ids: list[str], with_vectors: bool, tenant: str | None
                              ) -> dict[str, StoredState]:
