@@ -119,8 +119,11 @@ def _decode(event: AssetEvent, raw: bytes, decoding: Decoding) -> Content:
     return Content(digest, image=decoded.image, thumbnail=thumbnail(decoded, raw))
 
 
-def prepare_all(sources: Sequence[tuple[AssetEvent, bytes | Rejected | None]], decoding: Decoding
-                ) -> list[Content | Rejected]:
+#: An upsert and its content: the fetched bytes, the Rejected its fetch ended with, or None when inline.
+Source = tuple[AssetEvent, bytes | Rejected | None]
+
+
+def prepare_all(sources: Sequence[Source], decoding: Decoding) -> list[Content | Rejected]:
     """:func:`prepare` for many upserts in one call (one thread hand-off for a batch, not one per event).
 
     Each source is the fetched bytes, the Rejected its fetch ended with, or None for inline content (decoded
@@ -135,6 +138,44 @@ def prepare_all(sources: Sequence[tuple[AssetEvent, bytes | Rejected | None]], d
             out.append(prepare(event, inline_bytes(event) if raw is None else raw, decoding))
         except Rejected as rej:
             out.append(rej)
+    return out
+
+
+def split_sources(sources: Sequence[Source], *, max_parts: int, min_part_bytes: int) -> list[list[Source]]:
+    """``sources`` cut, in order, into at most ``max_parts`` runs of about equal decoding work, so that a batch
+    of clips or large images is decoded on several threads (soundfile, soxr and PIL release the GIL) while a
+    batch of small images stays one thread hand-off. The work of a source is its encoded size (texts and
+    rejections cost nothing); no run is cut below ``min_part_bytes``.
+
+    >>> from schemas.asset_event import AssetEvent
+    >>> ev = AssetEvent.model_validate({"schema_version": 1, "asset_id": "a", "op": "upsert", "modality": "audio",
+    ...                                 "uri": "https://example.com/a.wav", "event_time": "2026-12-02T08:00:00Z"})
+    >>> [len(p) for p in split_sources([(ev, b"x" * 100)] * 8, max_parts=4, min_part_bytes=200)]
+    [2, 2, 2, 2]
+    >>> [len(p) for p in split_sources([(ev, b"x" * 100)] * 8, max_parts=4, min_part_bytes=1000)]
+    [8]
+    """
+    def cost(source: Source) -> int:
+        event, raw = source
+        if isinstance(raw, Rejected) or event.modality is Modality.text:
+            return 0
+        return len(raw) if raw is not None else len(event.data or "") * 3 // 4
+
+    costs = [cost(s) for s in sources]
+    parts = max(1, min(max_parts, sum(costs) // max(1, min_part_bytes), len(sources)))
+    if parts == 1:
+        return [list(sources)]
+    target, acc = sum(costs) / parts, 0
+    out: list[list[Source]] = []
+    run: list[Source] = []
+    for source, c in zip(sources, costs, strict=True):
+        run.append(source)
+        acc += c
+        if acc >= target * (len(out) + 1) and len(out) < parts - 1:
+            out.append(run)
+            run = []
+    if run:
+        out.append(run)
     return out
 
 

@@ -8,6 +8,7 @@ also decides what "the stored state" is while an earlier batch is still being wr
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from services.embedding.runner import AsyncEmbedder
 from services.errors import ConfigError
 from services.fetch.fetcher import Fetcher
 from services.ingest.collapse import Resolution, candidates_by_asset, resolve
-from services.ingest.content import Content, Decoding, load_bytes, prepare_all
+from services.ingest.content import Content, Decoding, load_bytes, prepare_all, split_sources
 from services.ingest.embed import embed_isolating_poison
 from services.ingest.parse import Rejected, parse
 from services.ingest.plans import (
@@ -41,6 +42,11 @@ from services.store import StoredState, parse_model_ids
 #: (tenant, asset_id) keys -> their stored states (absent: nothing stored). The protocol's overlay-aware read.
 ReadStates = Callable[[list[AssetKey]], Awaitable[dict[AssetKey, StoredState]]]
 
+
+#: Threads one batch's decoding is spread over (one per core, at most 4: decoding shares the cores with the
+#: model's inference thread), and the least encoded content worth a thread of its own (~10 ms of decoding).
+_DECODE_THREADS = min(4, os.cpu_count() or 1)
+_MIN_PART_BYTES = 256 * 1024
 
 @dataclass
 class Prepared:
@@ -162,8 +168,10 @@ class Preparer:
                 if isinstance(got, BaseException) and not isinstance(got, Rejected):
                     raise got
                 sources[i] = got
-        contents = await asyncio.to_thread(
-            prepare_all, [(cand.event, src) for (cand, _), src in zip(todo, sources, strict=True)], self.decoding)
+        parts = split_sources([(cand.event, src) for (cand, _), src in zip(todo, sources, strict=True)],
+                              max_parts=_DECODE_THREADS, min_part_bytes=_MIN_PART_BYTES)
+        decoded = await asyncio.gather(*(asyncio.to_thread(prepare_all, part, self.decoding) for part in parts))
+        contents = [c for part in decoded for c in part]
         return [c if isinstance(c, Rejected) else self._embeddable(cand, state, c)
                 for (cand, state), c in zip(todo, contents, strict=True)]
 

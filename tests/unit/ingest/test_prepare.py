@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +55,33 @@ def text(offset: int, asset: str, words: str) -> Record:
 
 async def no_states(asset_ids: list[str]) -> dict[str, StoredState]:
     return {}
+
+
+def noise_png(seed: int, side: int = 384) -> str:
+    """A PNG that does not compress (~440 KB): enough decoding work for a thread of its own."""
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (side, side), random.Random(seed).randbytes(side * side * 3)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+async def test_large_content_is_decoded_on_several_threads_in_order(embedder: AsyncEmbedder,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    def counted(sources: Sequence[Any], decoding: Decoding) -> Any:
+        calls.append([event.asset_id for event, _ in sources])
+        return prepare_all(sources, decoding)
+
+    monkeypatch.setattr(prepare_module, "prepare_all", counted)
+    monkeypatch.setattr(prepare_module, "_DECODE_THREADS", 2)
+    preparer = Preparer(embedders=[embedder], fetcher=Fetcher(FetchSettings()), batch=BatchSettings(),
+                        decoding=Decoding(max_pixels=1_000_000))
+    records = [image(i, f"n{i}", 1, noise_png(i)) for i in range(4)] + [text(4, "t", "a red circle")]
+    prep = await preparer.prepare(records, no_states)
+    assert calls == [["n0", "n1"], ["n2", "n3", "t"]]  # two runs of equal work, in batch order
+    assert prep.letters == []
+    plans = {p.parsed.event.asset_id: p for p in prep.plans}
+    assert {a: p.parsed.record.offset for a, p in plans.items()} == {"n0": 0, "n1": 1, "n2": 2, "n3": 3, "t": 4}
+    assert all(isinstance(p, Upsert) and p.vectors["clip"] for p in plans.values())
 
 
 async def test_every_round_decodes_the_batch_in_one_hand_off(embedder: AsyncEmbedder,
