@@ -115,7 +115,7 @@ def tiny_plan() -> Plan:
              "enable_fusion": False}
     clap = {"audio_config": audio, "projection_dim": 16,
             "text_config": _tower(32, 2, 2, vocab_size=100, max_position_embeddings=20)}
-    batches = dict.fromkeys(full_plan().batches, (2, 4))
+    batches: dict[tuple[str, str], tuple[int, ...]] = dict.fromkeys(full_plan().batches, (2, 4))
     return Plan(True, clip, clap, 63, 16, 16, batches, warmup=1, min_iters=2, min_s=0.0)
 
 
@@ -218,7 +218,8 @@ def vit_flops(tower: dict[str, Any], tokens: int, projection: int) -> float:
 def image_flops(kwargs: dict[str, Any]) -> float:
     vision = kwargs["vision_config"]
     p, patches = vision["patch_size"], (vision["image_size"] // vision["patch_size"]) ** 2
-    return vit_flops(vision, patches + 1, kwargs["projection_dim"]) + 2 * patches * 3 * p * p * vision["hidden_size"]
+    return float(vit_flops(vision, patches + 1, kwargs["projection_dim"])
+                 + 2 * patches * 3 * p * p * vision["hidden_size"])
 
 
 def text_flops(kwargs: dict[str, Any], tokens: int) -> float:
@@ -244,7 +245,7 @@ def gpu_jpeg_decoder(device: str) -> Callable[[list[torch.Tensor]], list[torch.T
     if device != "cuda":
         return None
     try:
-        from torchvision.io import decode_jpeg
+        from torchvision.io import decode_jpeg  # type: ignore[import-not-found]  # optional: GPU JPEG decode
 
         probe = torch.frombuffer(bytearray(make_jpegs(1, 16)[0]), dtype=torch.uint8)
         decode_jpeg([probe], device="cuda")
@@ -412,7 +413,8 @@ def machine(device: str) -> dict[str, Any]:
     if device == "cuda":
         props = torch.cuda.get_device_properties(0)
         info.update(gpu=torch.cuda.get_device_name(), gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(), driver=_driver_version())
+                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),  # type: ignore[no-untyped-call]
+                    driver=_driver_version())
     return info
 
 
