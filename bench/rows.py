@@ -38,6 +38,11 @@ def ingest_rows(out: dict[str, Any]) -> list[Row]:
                 f"first {naive['events']} of the same events, same models"),
             Row("  worker / naive", fmt_ratio(vs_naive), f"target >= 10x: {verdict(vs_naive, 10.0)}"),
         ]
+    for label, run in (("baseline sink", base), ("worker", thr)):
+        if cpu := run.get("cpu_ms_per_1k_events"):
+            rows.append(Row(f"  CPU per 1k events, {label}", f"{cpu['all']:,.0f} ms",
+                            ", ".join(f"{name} {ms:,.0f}" for name, ms in cpu.items() if name != "all")
+                            + " ms (user + system, per process)"))
     audio = out.get("worker_audio_throughput")
     if audio:
         rows.append(Row("xmodal worker, audio clips (decode, preview, embed)", _rate(audio["events_per_s"]),

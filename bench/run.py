@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import tempfile
 import time
@@ -49,6 +50,7 @@ from bench.common import (
     publish_paced,
     sample_events,
 )
+from bench.cpu import CpuWindow, stack_processes
 from bench.gateway_bench import GatewayPlan, bench_gateway
 from bench.rows import build_rows, ratios
 from bench.rss import RssSampler
@@ -70,8 +72,11 @@ async def bench_sink_baseline(n: int, tmp: Path) -> dict[str, Any]:
 
     lane = _lane(tmp)
     await lane.create_topics()
+    cpu = CpuWindow({"sink": os.getpid(), **stack_processes(LocalStack())}).start()
     try:
-        return await run_sink(lane, n)
+        out = await run_sink(lane, n)
+        cpu.stop()
+        return out | {"cpu_ms_per_1k_events": cpu.per_1k(n)}
     finally:
         await lane.drop(collection=False)  # run_sink drops its collection
 
@@ -87,17 +92,20 @@ async def bench_worker_throughput(tmp: Path, events: list[AssetEvent]) -> dict[s
     try:
         await worker.wait_ready(timeout_s=300)
         assert worker.proc is not None
+        cpu = CpuWindow({"worker": worker.proc.pid, **stack_processes(LocalStack())}).start()
         async with RssSampler(worker.proc.pid) as rss:
             t0 = time.perf_counter()
             await wait_stored(lane, published, timeout_s=900)
             took = time.perf_counter() - t0
+        cpu.stop()
         runs = worker.metric("xmodal_model_inputs_total")
         batches = worker.metric("xmodal_batch_size_count")
     finally:
         worker.stop()
         await lane.drop()
     return {"events": n, "seconds": round(took, 2), "events_per_s": round(n / took, 1),
-            "model_inputs": int(runs), "batches": int(batches), "rss": rss.summary()}
+            "model_inputs": int(runs), "batches": int(batches), "rss": rss.summary(),
+            "cpu_ms_per_1k_events": cpu.per_1k(n)}
 
 
 async def bench_naive(tmp: Path, events: list[AssetEvent]) -> dict[str, Any]:

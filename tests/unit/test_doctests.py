@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).parents[2]
 # streams/ imports faust, whose import-time warnings are not ours; its modules carry no examples.
-PACKAGES = ("schemas", "services", "cli")
+PACKAGES = ("schemas", "services", "cli", "bench")
 MODULES = sorted(
     ".".join(p.relative_to(ROOT).with_suffix("").parts)
     for pkg in PACKAGES

@@ -74,7 +74,9 @@ def _run() -> dict[str, Any]:
     return {
         "baseline_sink": {"events": 3000, "events_per_s": 2000.0},
         "worker_throughput": {"events": 3000, "events_per_s": 450.0, "batches": 20,
-                              "rss": {"peak_rss_mib": 900.0}},
+                              "rss": {"peak_rss_mib": 900.0},
+                              "cpu_ms_per_1k_events": {"worker": 900.0, "weaviate": 500.0, "kafka": 100.0,
+                                                       "all": 1500.0}},
         "naive_loop": {"events": 600, "events_per_s": 36.0},
         "worker_audio_throughput": {"events": 600, "events_per_s": 100.0, "batches": 4},
         "freshness": {"rss": {"peak_rss_mib": 1000.0}, "runs": [
@@ -112,6 +114,9 @@ def test_rows_mark_each_target() -> None:
     assert rows["  admitted p99 / unloaded p99"].value == "2.50x"
     assert rows["peak RSS, worker"].value == "1,000 MiB"  # the larger of the two worker runs
     assert rows["peak RSS, gateway"].value == "700 MiB"
+    cpu = rows["  CPU per 1k events, worker"]
+    assert cpu.value == "1,500 ms" and cpu.note.startswith("worker 900, weaviate 500, kafka 100 ms")
+    assert "  CPU per 1k events, baseline sink" not in rows  # not measured in this made-up run
 
 
 def test_rows_without_the_optional_parts() -> None:
