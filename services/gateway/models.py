@@ -97,7 +97,8 @@ class SearchOptions(BaseModel):
         None, description="Metadata filter: {and: [...]}, {or: [...]} or {field, eq|ne|in|gt|gte|lt|lte}.")
     limit: int = Field(10, ge=1, le=MAX_LIMIT, description="Results per page.")
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Results to skip (paging).")
-    mode: Mode = Field("vector", description="vector, or hybrid (BM25 on the text field fused with vector).")
+    mode: Mode = Field("vector", description="vector, or hybrid (BM25 on the text and caption fields fused with "
+                       "vector).")
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="Hybrid weighting: 1 = vector only, 0 = BM25 only.")
     rerank: bool = Field(False, description="Re-rank the first results with the gateway's reranker (400 "
                          "rerank_unavailable if it has none); the response's `rerank` says how it went.")

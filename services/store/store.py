@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 _SPACE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,229}$")
 _COLLECTION = re.compile(r"^[A-Z][_0-9A-Za-z]{0,254}$")
 _WRITE_CHUNK = 256  # objects per gRPC batch request
+#: What a keyword (BM25) search matches: a text asset's text and an image's or a clip's caption.
+KEYWORD_PROPERTIES = ["text", "caption"]
 _EXISTS_CONCURRENCY = 16  # reads by id in flight at once (replicated collections)
 _ID_CHUNK = 1000  # ids per delete / state lookup (Weaviate caps a result window at 10,000)
 _SCHEMA_ATTEMPTS = 5  # rounds of read-create/extend-reread when workers race on the schema
@@ -556,12 +558,12 @@ class AssetStore(AsyncResource):
                 )
             elif q.vector is not None:
                 result = await query.hybrid(
-                    q.text, vector=q.vector, alpha=q.alpha, target_vector=q.space, query_properties=["text"],
+                    q.text, vector=q.vector, alpha=q.alpha, target_vector=q.space, query_properties=KEYWORD_PROPERTIES,
                     return_metadata=MetadataQuery(score=True), **common,
                 )
             else:
                 result = await query.bm25(
-                    q.text or "", query_properties=["text"], return_metadata=MetadataQuery(score=True),
+                    q.text or "", query_properties=KEYWORD_PROPERTIES, return_metadata=MetadataQuery(score=True),
                     **common,
                 )
         return [hit(o.properties, self._score(q, o.metadata)) for o in result.objects]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -143,6 +144,17 @@ async def test_hybrid_fuses_keywords_and_vector(catalog: AssetStore) -> None:
                                                 mode="hybrid", alpha=0.5, target="text"))
     assert {h.asset_id for h in balanced} == {"txt-red", "txt-blue"}
     assert all(0.0 <= h.score <= 1.0 for h in balanced)
+
+
+async def test_keywords_match_an_image_by_its_caption(store: AssetStore, make_asset: Make) -> None:
+    shoe = replace(make_asset("img-shoe", vectors={"clip": [0.0, 1.0, 0.0, 0.0]}), caption="red running shoes")
+    await store.write([shoe, make_asset("img-plain", vectors={"clip": [0.0, 1.0, 0.0, 0.0]}),
+                       make_asset("txt-hat", modality="text", text="a blue winter hat")], [])
+    bm25 = await store.search(SearchQuery(vector=None, space="clip", text="running shoes", mode="hybrid"))
+    assert [h.asset_id for h in bm25] == ["img-shoe"]
+    keywords = await store.search(SearchQuery(vector=[0.0, 0.0, 1.0, 0.0], space="clip", text="running shoes",
+                                              mode="hybrid", alpha=0.0))
+    assert [h.asset_id for h in keywords] == ["img-shoe"]  # alpha 0: the caption's words alone
 
 
 async def test_hybrid_without_a_vector_is_bm25(catalog: AssetStore) -> None:
