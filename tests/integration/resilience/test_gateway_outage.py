@@ -14,8 +14,8 @@ from services.embedding.model import load_embedder
 from services.gateway.server import create_app, started_deps
 from services.store import AssetStore
 from tests.harness.catalogue import index_shapes_sample
+from tests.harness.faults import WeaviateProxies
 from tests.harness.lanes import Lane
-from tests.integration.resilience.conftest import WeaviateProxies
 
 pytestmark = pytest.mark.integration
 

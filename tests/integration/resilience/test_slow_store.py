@@ -9,9 +9,10 @@ import time
 
 import pytest
 
+from tests.harness.faults import WeaviateProxies
 from tests.harness.lanes import Lane, WorkerProcess, wait_stored
 from tests.integration.resilience.checks import assert_exact, churn, committed_total, publish
-from tests.integration.resilience.conftest import WeaviateProxies, sized
+from tests.integration.resilience.conftest import sized
 
 pytestmark = pytest.mark.integration
 BACKLOG = sized(3000, 20000)

@@ -14,9 +14,10 @@ import pytest
 
 from services.localstack import LocalStack
 from services.localstack.process import read_pid
+from tests.harness.faults import WeaviateProxies
 from tests.harness.lanes import Lane, WorkerProcess, wait_stored
 from tests.integration.resilience.checks import assert_exact, churn, committed_total, publish
-from tests.integration.resilience.conftest import WeaviateProxies, eventually, sized
+from tests.integration.resilience.conftest import eventually, sized
 
 pytestmark = pytest.mark.integration
 N_EVENTS = sized(800, 2000)

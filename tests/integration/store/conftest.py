@@ -1,15 +1,13 @@
 """Fixtures for the store against the real local Weaviate: one collection per test, dropped afterwards.
 
-Helpers are handed out as fixtures (``make_asset``, ``proxy``) rather than imported: the tests folders are
+Helpers are handed out as fixtures (``make_asset``, ``through_proxy``) rather than imported: the tests folders are
 not packages, so fixtures are the one sharing mechanism that works however pytest is started.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +16,7 @@ import weaviate
 from services.config import WeaviateSettings
 from services.localstack import LocalStack
 from services.store import AssetObject, AssetStore
+from tests.harness.faults import WeaviateProxies
 
 SPACES = {"clip": 4, "clap": 3}
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -67,61 +66,17 @@ def make_asset() -> Callable[..., AssetObject]:
     return _make_asset
 
 
-@dataclass
-class Proxy:
-    """A TCP relay in front of Weaviate's ports, so a test can cut the network the way an outage does."""
-
-    targets: dict[int, int] = field(default_factory=dict)  # local port -> Weaviate port
-    servers: list[asyncio.Server] = field(default_factory=list)
-    writers: set[asyncio.StreamWriter] = field(default_factory=set)
-
-    async def start(self, host: str, ports: list[int]) -> None:
-        for port in ports:
-            server = await asyncio.start_server(self._relay_to(host, port), "127.0.0.1", 0)
-            self.servers.append(server)
-            self.targets[server.sockets[0].getsockname()[1]] = port
-
-    def port_for(self, target: int) -> int:
-        return next(local for local, t in self.targets.items() if t == target)
-
-    def _relay_to(
-        self, host: str, port: int
-    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
-        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            up_reader, up_writer = await asyncio.open_connection(host, port)
-            self.writers |= {writer, up_writer}
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-
-        return relay
-
-    async def cut(self) -> None:
-        """Refuse new connections and drop the open ones."""
-        for server in self.servers:
-            server.close()
-        for writer in self.writers:
-            writer.close()
-        for server in self.servers:
-            await server.wait_closed()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.close()
-
-
 @pytest.fixture
 async def through_proxy(
-    settings: WeaviateSettings,
-) -> AsyncIterator[tuple[WeaviateSettings, Callable[[], Awaitable[None]]]]:
-    """Settings that reach Weaviate through a relay, and the coroutine function that cuts the relay."""
-    relay = Proxy()
-    await relay.start(settings.host, [settings.http_port, settings.grpc_port])
+    settings: WeaviateSettings, weaviate_proxies: WeaviateProxies,
+) -> tuple[WeaviateSettings, Callable[[], Awaitable[None]]]:
+    """Settings that reach Weaviate through Toxiproxy, and the coroutine function that takes the proxy down
+    (it stops listening and drops the open connections, the way a dead node's network does)."""
     relayed = settings.model_copy(update={
-        "http_port": relay.port_for(settings.http_port), "grpc_port": relay.port_for(settings.grpc_port),
-        "timeout_s": 1.0,
+        "http_port": weaviate_proxies.http.port, "grpc_port": weaviate_proxies.grpc.port, "timeout_s": 1.0,
     })
-    yield relayed, relay.cut
-    await relay.cut()
+
+    async def cut() -> None:
+        await asyncio.to_thread(weaviate_proxies.down)
+
+    return relayed, cut
