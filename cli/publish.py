@@ -35,7 +35,7 @@ a large SOURCE (100,000 events): read twice, never held in memory
      refused event stops step 1 and a refusal by Kafka stops step 2 at its last acknowledged chunk)
 
 resuming: after every acknowledged chunk a checkpoint records how many events of SOURCE Kafka holds
-  (default one file per source, Kafka and topic under ~/.local/state/xmodal/publish, beside
+  (default one file per source, Kafka, topic and --tenant under ~/.local/state/xmodal/publish, beside
   XMODAL_STATE_DIR; --checkpoint PATH). A rerun after a crash or Ctrl-C says "resuming at event 41,200 of
   100,000" and goes on from there without validating again. The chunk in flight at the crash is sent again:
   harmless, since events are keyed by asset_id and the pipeline's writes are idempotent (an event applied
@@ -56,6 +56,7 @@ examples:
   ./xmodal publish catalogue.jsonl --rate 200      # a backfill beside live traffic
   ./xmodal publish ./catalogue/ --wait             # then wait until the worker stored it all
   ./xmodal publish --sample shapes
+  ./xmodal publish ./acme-catalogue/ --tenant acme  # a multi-tenant deployment: every event into tenant acme
 """
 
 
@@ -80,6 +81,9 @@ def add_parser(subparsers: Subparsers) -> None:
     p.add_argument("--per-class", type=int, default=None,
                    help="items per class of --sample (default: 4 images per shape class, 3 pictures per scene "
                    "class, 3 clips per sound)")
+    p.add_argument("--tenant", metavar="NAME", default=None,
+                   help="publish every event into tenant NAME (a multi-tenant deployment, XMODAL_WEAVIATE__"
+                   "MULTI_TENANCY=true): set on events that name none; an event naming another tenant is an error")
     p.add_argument("--rate", type=float, default=0.0, metavar="N",
                    help="at most N events/s over time (a token bucket: chunks of a tenth of a second's worth, "
                    "bursts of at most half a second's worth); 0, the default, is unlimited, right for a small "
@@ -97,23 +101,30 @@ def add_parser(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from schemas.asset_event import TENANT
     from services.config import WorkerSettings
     from services.errors import ConfigError
 
     if args.rate < 0:
         raise ConfigError(f"--rate is events per second, 0 (unlimited) or more, not {args.rate}")
+    if args.tenant is not None and not TENANT.match(args.tenant):
+        raise ConfigError(f"--tenant {args.tenant!r}: a tenant name is 1-64 letters, digits, '_' or '-'")
     kafka = WorkerSettings().kafka
     wait_timeout_s = args.timeout if args.wait else None
     if args.sample is not None:
         if args.checkpoint is not None or args.restart:
             raise ConfigError("--checkpoint and --restart are for a SOURCE; a --sample set is published whole")
         events = sample_events(args.sample, per_class=args.per_class)
+        if args.tenant is not None:
+            from services.publish.sources import with_tenant
+
+            events = [with_tenant(e, args.tenant, f"--sample {args.sample}") for e in events]
         return asyncio.run(publish_events(events, kafka, wait_timeout_s=wait_timeout_s, rate=args.rate))
     if args.source is None:
         raise ConfigError("give a SOURCE (JSONL file or folder) or --sample shapes|scenes|sounds; "
                           "see xmodal publish --help")
     return publish_source(args.source, kafka, checkpoint=args.checkpoint, restart=args.restart, rate=args.rate,
-                          wait_timeout_s=wait_timeout_s)
+                          wait_timeout_s=wait_timeout_s, tenant=args.tenant)
 
 
 def sample_events(sample: str, *, per_class: int | None = None) -> list[AssetEvent]:
@@ -131,24 +142,25 @@ def sample_events(sample: str, *, per_class: int | None = None) -> list[AssetEve
     return sounds_sample(per_class or 3)
 
 
-def checkpoint_file(source: Path, kafka: KafkaSettings, given: Path | None) -> CheckpointFile:
+def checkpoint_file(source: Path, kafka: KafkaSettings, given: Path | None, tenant: str | None = None
+                    ) -> CheckpointFile:
     from services.config import StackSettings
     from services.publish.checkpoint import CheckpointFile, default_path
 
-    return CheckpointFile(given or default_path(StackSettings().state_dir.parent / "publish", source, kafka))
+    return CheckpointFile(given or default_path(StackSettings().state_dir.parent / "publish", source, kafka, tenant))
 
 
 def publish_source(path: Path, kafka: KafkaSettings, *, checkpoint: Path | None = None, restart: bool = False,
-                   rate: float = 0.0, wait_timeout_s: float | None = None) -> int:
+                   rate: float = 0.0, wait_timeout_s: float | None = None, tenant: str | None = None) -> int:
     """Validate (unless resuming), then publish SOURCE from its checkpoint; Ctrl-C leaves a resumable one."""
     from services.publish.checkpoint import Complete, Resume, plan
     from services.publish.sources import open_source
 
-    source = open_source(path)
+    source = open_source(path, tenant=tenant)
     fingerprint = source.fingerprint()  # before the first pass: what is validated is at least this new
-    file = checkpoint_file(path, kafka, checkpoint)
+    file = checkpoint_file(path, kafka, checkpoint, tenant)
     match plan(file.load(), source=path, kafka=kafka, fingerprint=fingerprint, restart=restart,
-               checkpoint_path=file.path):
+               checkpoint_path=file.path, tenant=tenant):
         case Complete(saved=done):
             print(f"{path} is complete: all {done.total:,} events were acknowledged by {done.topic} (checkpoint "
                   f"{file.path}, {done.updated_at:%Y-%m-%d %H:%M:%S} UTC); --restart publishes it again")
@@ -159,7 +171,7 @@ def publish_source(path: Path, kafka: KafkaSettings, *, checkpoint: Path | None 
             print(f"resuming at event {start.acked:,} of {start.total:,} (checkpoint {file.path}); --restart to "
                   "start over. The chunk that was in flight is sent again, which is harmless: events are idempotent.")
         case fresh:
-            start = _validated(source, fingerprint, kafka, file, restarted=fresh.restarted)
+            start = _validated(source, fingerprint, kafka, file, restarted=fresh.restarted, tenant=tenant)
     if rate == 0 and start.total - start.acked >= LARGE:
         print(f"note: {start.total - start.acked:,} events without --rate may take the worker's whole capacity, and "
               "live events on the topic then wait behind them; --rate N (a quarter to a half of the consume rate "
@@ -174,7 +186,7 @@ def publish_source(path: Path, kafka: KafkaSettings, *, checkpoint: Path | None 
 
 
 def _validated(source: Source, fingerprint: Fingerprint, kafka: KafkaSettings, file: CheckpointFile, *,
-               restarted: bool) -> Checkpoint:
+               restarted: bool, tenant: str | None = None) -> Checkpoint:
     """Validate every event of ``source`` (keeping none), then write a checkpoint at event 0."""
     from tqdm import tqdm
 
@@ -186,7 +198,7 @@ def _validated(source: Source, fingerprint: Fingerprint, kafka: KafkaSettings, f
     if total == 0:
         raise ConfigError("nothing to publish: the source holds no events")
     print(f"validated {total:,} events of {source.path}" + (" (--restart: from the first event)" if restarted else ""))
-    first = new_checkpoint(source.path, kafka, fingerprint, total)
+    first = new_checkpoint(source.path, kafka, fingerprint, total, tenant)
     file.save(first)
     return first
 

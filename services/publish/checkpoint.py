@@ -34,6 +34,7 @@ class Checkpoint(BaseModel):
     source: str = Field(description="The source, as an absolute path.")
     bootstrap_servers: str
     topic: str
+    tenant: str | None = Field(None, description="The tenant --tenant put every event in, if any.")
     fingerprint: Fingerprint
     total: int = Field(ge=1, description="Events in the source.")
     acked: int = Field(ge=0, description="Events of the source, from the first, acknowledged by Kafka.")
@@ -66,13 +67,16 @@ class Checkpoint(BaseModel):
                                        "state": "done" if acked == self.total else "in_progress"})
 
 
-def default_path(state_dir: Path, source: Path, kafka: KafkaSettings) -> Path:
-    """One checkpoint per (source, Kafka cluster, topic): ``<state_dir>/<source name>-<hash>.json``.
+def default_path(state_dir: Path, source: Path, kafka: KafkaSettings, tenant: str | None = None) -> Path:
+    """One checkpoint per (source, Kafka cluster, topic, tenant): ``<state_dir>/<source name>-<hash>.json``.
 
     >>> default_path(Path("/state"), Path("/data/events.jsonl"), KafkaSettings())  # doctest: +ELLIPSIS
     PosixPath('/state/events.jsonl-....json')
+    >>> a, b = (default_path(Path("/s"), Path("/d"), KafkaSettings(), tenant=t) for t in ("acme", "globex"))
+    >>> a != b
+    True
     """
-    key = f"{source.resolve()}\n{kafka.bootstrap_servers}\n{kafka.topic}"
+    key = f"{source.resolve()}\n{kafka.bootstrap_servers}\n{kafka.topic}" + (f"\n{tenant}" if tenant else "")
     return state_dir / f"{source.resolve().name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
@@ -128,7 +132,7 @@ Plan = Fresh | Resume | Complete
 
 
 def plan(saved: Checkpoint | None, *, source: Path, kafka: KafkaSettings, fingerprint: Fingerprint,
-         restart: bool, checkpoint_path: Path) -> Plan:
+         restart: bool, checkpoint_path: Path, tenant: str | None = None) -> Plan:
     """Resume, start, or refuse (ConfigError) given the checkpoint found and the source as it is now."""
     if saved is None or restart:
         return Fresh(restarted=saved is not None)
@@ -137,6 +141,9 @@ def plan(saved: Checkpoint | None, *, source: Path, kafka: KafkaSettings, finger
         raise ConfigError(f"checkpoint {checkpoint_path} is of {saved.source} -> {saved.topic} at "
                           f"{saved.bootstrap_servers}, not of {wanted[0]} -> {wanted[2]} at {wanted[1]}; "
                           "give another --checkpoint, or --restart to overwrite it")
+    if saved.tenant != tenant:
+        raise ConfigError(f"checkpoint {checkpoint_path} is of {saved.source} for tenant {saved.tenant!r}, not "
+                          f"{tenant!r}; give another --checkpoint, or --restart to overwrite it")
     changes = saved.fingerprint.changes(fingerprint)
     if changes:
         raise ConfigError(f"{source} changed since checkpoint {checkpoint_path} was written ({changes}): the "
@@ -145,7 +152,8 @@ def plan(saved: Checkpoint | None, *, source: Path, kafka: KafkaSettings, finger
     return Complete(saved) if saved.state == "done" else Resume(saved)
 
 
-def new_checkpoint(source: Path, kafka: KafkaSettings, fingerprint: Fingerprint, total: int) -> Checkpoint:
+def new_checkpoint(source: Path, kafka: KafkaSettings, fingerprint: Fingerprint, total: int,
+                   tenant: str | None = None) -> Checkpoint:
     now = datetime.now(UTC)
     return Checkpoint(source=str(source.resolve()), bootstrap_servers=kafka.bootstrap_servers, topic=kafka.topic,
-                      fingerprint=fingerprint, total=total, acked=0, started_at=now, updated_at=now)
+                      tenant=tenant, fingerprint=fingerprint, total=total, acked=0, started_at=now, updated_at=now)

@@ -85,11 +85,26 @@ def _no_progress(n: int) -> None:
     pass
 
 
-class JsonlSource:
-    """One AssetEvent per line; blank lines are skipped and not counted as events."""
+def with_tenant(event: AssetEvent, tenant: str | None, where: str) -> AssetEvent:
+    """``event`` in ``tenant`` (``xmodal publish --tenant``): set where the event names none, kept where it names
+    the same one, refused where it names another. None leaves the event as it is."""
+    if tenant is None or event.tenant == tenant:
+        return event
+    if event.tenant is not None:
+        raise ConfigError(f"{where}: the event is for tenant {event.tenant!r}, but --tenant says {tenant!r}")
+    try:
+        return AssetEvent.model_validate({**event.model_dump(exclude_none=True), "tenant": tenant})
+    except ValidationError as exc:
+        raise ConfigError(f"--tenant {tenant!r}: {exc.errors()[0]['msg']}") from exc
 
-    def __init__(self, path: Path) -> None:
+
+class JsonlSource:
+    """One AssetEvent per line; blank lines are skipped and not counted as events. With ``tenant``, every event
+    goes to that tenant (see :func:`with_tenant`)."""
+
+    def __init__(self, path: Path, *, tenant: str | None = None) -> None:
         self._path = path
+        self._tenant = tenant
 
     @property
     def path(self) -> Path:
@@ -112,9 +127,10 @@ class JsonlSource:
 
     def _parse(self, n: int, line: str) -> AssetEvent:
         try:
-            return AssetEvent.model_validate_json(line)
+            event = AssetEvent.model_validate_json(line)
         except ValidationError as exc:
             raise ConfigError(f"{self._path}:{n}: not a valid asset event: {exc.errors()[0]['msg']}") from exc
+        return with_tenant(event, self._tenant, f"{self._path}:{n}")
 
     def validate(self, progress: Callable[[int], None] = _no_progress) -> int:
         count = 0
@@ -133,12 +149,14 @@ class FolderSource:
     """Images, audio clips and texts under ``root``; asset_id = relative path; metadata from ``<file>.json``.
 
     Images and clips up to 700 KiB travel inline (base64); larger ones as file:// URIs, which the worker reads only
-    under its XMODAL_FETCH__FILE_ROOTS. ``event_time`` is ``now`` (default: when the source is opened).
+    under its XMODAL_FETCH__FILE_ROOTS. ``event_time`` is ``now`` (default: when the source is opened); every
+    event goes to ``tenant`` when one is given.
     """
 
-    def __init__(self, root: Path, *, now: datetime | None = None) -> None:
+    def __init__(self, root: Path, *, now: datetime | None = None, tenant: str | None = None) -> None:
         self._root = root
         self._when = now or datetime.now(UTC)
+        self._tenant = tenant
 
     @property
     def path(self) -> Path:
@@ -169,6 +187,8 @@ class FolderSource:
             raise ConfigError(f"{meta_file}: not valid JSON ({exc})") from exc
         common: dict[str, Any] = {"schema_version": 1, "asset_id": path.relative_to(self._root).as_posix(),
                                   "op": "upsert", "metadata": metadata, "event_time": self._when}
+        if self._tenant is not None:
+            common["tenant"] = self._tenant
         suffix = path.suffix.lower()
         if suffix in TEXT_SUFFIXES:
             content: dict[str, Any] = {"modality": "text", "text": path.read_text()}
@@ -198,12 +218,12 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def open_source(path: Path) -> JsonlSource | FolderSource:
-    """A folder or a JSONL file; ConfigError when ``path`` is neither."""
+def open_source(path: Path, *, tenant: str | None = None) -> JsonlSource | FolderSource:
+    """A folder or a JSONL file (its events in ``tenant`` when given); ConfigError when ``path`` is neither."""
     if path.is_dir():
-        return FolderSource(path)
+        return FolderSource(path, tenant=tenant)
     if path.is_file():
-        return JsonlSource(path)
+        return JsonlSource(path, tenant=tenant)
     raise ConfigError(f"{path} does not exist")
 
 

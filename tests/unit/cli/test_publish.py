@@ -83,3 +83,5 @@ def test_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "--rate is events per second" in capsys.readouterr().err
     assert main(["publish", "--sample", "shapes", "--restart"]) == 2
     assert "a --sample set is published whole" in capsys.readouterr().err
+    assert main(["publish", "--sample", "shapes", "--tenant", "acme corp"]) == 2
+    assert "a tenant name is 1-64 letters, digits" in capsys.readouterr().err

@@ -65,9 +65,9 @@ def test_the_default_path_is_one_file_per_source_cluster_and_topic(tmp_path: Pat
 
 
 def decide(saved: Checkpoint | None, source: Path, *, fingerprint: Fingerprint = FP, restart: bool = False,
-           kafka: KafkaSettings = KAFKA) -> object:
+           kafka: KafkaSettings = KAFKA, tenant: str | None = None) -> object:
     return plan(saved, source=source, kafka=kafka, fingerprint=fingerprint, restart=restart,
-                checkpoint_path=Path("/state/ck.json"))
+                checkpoint_path=Path("/state/ck.json"), tenant=tenant)
 
 
 def test_no_checkpoint_starts_fresh_and_an_unfinished_one_resumes(tmp_path: Path) -> None:
@@ -103,6 +103,17 @@ def test_a_checkpoint_of_another_source_or_topic_is_refused(tmp_path: Path) -> N
         decide(half, tmp_path / "f.jsonl")
     with pytest.raises(ConfigError, match=r"not of .* -> other at"):
         decide(half, tmp_path / "e.jsonl", kafka=KafkaSettings(topic="other"))
+
+
+def test_a_checkpoint_for_another_tenant_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "e.jsonl"
+    acme = new_checkpoint(src, KAFKA, FP, 4, tenant="acme").advanced([Published("a", 0, 0)])
+    assert decide(acme, src, tenant="acme") == Resume(acme)
+    with pytest.raises(ConfigError, match=r"for tenant 'acme', not 'globex'"):
+        decide(acme, src, tenant="globex")
+    with pytest.raises(ConfigError, match=r"for tenant 'acme', not None"):
+        decide(acme, src)
+    assert default_path(tmp_path, src, KAFKA, "acme") != default_path(tmp_path, src, KAFKA)
 
 
 def test_times_are_utc() -> None:

@@ -103,6 +103,20 @@ def test_a_folder_fingerprint_sees_edits_of_sidecars_and_renames(tmp_path: Path)
     assert second.changes(src.fingerprint())
 
 
+def test_a_tenant_is_set_on_every_event_and_a_different_one_refused(tmp_path: Path) -> None:
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "red.png")
+    assert [e.tenant for e in FolderSource(tmp_path, tenant="acme").events()] == ["acme"]
+    assert [e.tenant for e in FolderSource(tmp_path).events()] == [None]
+    f = jsonl(tmp_path / "e.jsonl", GOOD, {**GOOD, "asset_id": "b", "tenant": "acme"},
+              {**GOOD, "asset_id": "c", "tenant": "globex"})
+    events = JsonlSource(f, tenant="acme").events()
+    assert [next(events).tenant, next(events).tenant] == ["acme", "acme"]
+    with pytest.raises(ConfigError, match=r"e.jsonl:3: the event is for tenant 'globex', but --tenant says 'acme'"):
+        next(events)
+    with pytest.raises(ConfigError, match=r"e.jsonl:3"):
+        JsonlSource(f, tenant="acme").validate()
+
+
 def test_folder_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("a red circle")
     (tmp_path / "a.txt.json").write_text("{broken")
