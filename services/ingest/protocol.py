@@ -66,6 +66,7 @@ class Flow:
     def __init__(self) -> None:
         self._failing: dict[object, XmodalError] = {}  # step -> its last transient error
         self.since: float | None = None  # time.monotonic() when the current paused period began
+        self._cause: str | None = None  # the cause xmodal_worker_pause_cause shows now
 
     @property
     def paused(self) -> bool:
@@ -89,14 +90,28 @@ class Flow:
             metrics.PAUSED.set(1)
             log.warning("pausing consumption (%s): %s", cause_of(exc), exc)
             self.on_pause()
+        self._show_cause(cause_of(exc))
 
     def succeeded(self, step: object) -> None:
-        if self._failing.pop(step, None) is None or self._failing:
+        if self._failing.pop(step, None) is None:
+            return
+        if self._failing:  # still paused: by the newest failure of the steps still failing
+            self._show_cause(cause_of(list(self._failing.values())[-1]))
             return
         log.warning("resuming consumption after %.1fs paused", time.monotonic() - (self.since or time.monotonic()))
         self.since = None
         metrics.PAUSED.set(0)
+        self._show_cause(None)
         self.on_resume()
+
+    def _show_cause(self, cause: str | None) -> None:
+        if cause == self._cause:
+            return
+        if self._cause is not None:
+            metrics.PAUSE_CAUSE.labels(self._cause).set(0)
+        if cause is not None:
+            metrics.PAUSE_CAUSE.labels(cause).set(1)
+        self._cause = cause
 
     def on_pause(self) -> None:
         """Stop fetching (override)."""

@@ -39,6 +39,10 @@ PAUSED = Gauge(
     "the batch in hand with backoff and fetches nothing more until the step succeeds)."
 )
 PAUSES = Counter("xmodal_worker_pauses_total", "Times the worker paused consumption, by cause.", ["cause"])
+PAUSE_CAUSE = Gauge(
+    "xmodal_worker_pause_cause", "1 for the cause of the newest transient failure while the worker is paused, "
+    "0 for the others and when it is not paused (alert on it, or read it beside xmodal_worker_paused).", ["cause"]
+)
 # audio decoding (services.fetch.audio), wherever it runs: worker or gateway
 AUDIO_DECODE_SECONDS = Histogram(
     "xmodal_audio_decode_seconds", "Time to decode one audio file (read, mix down, resample), by outcome.",

@@ -20,6 +20,7 @@ DEAD_LETTERS = "xmodal_dead_letters"
 RETRIES = "xmodal_worker_retries"
 PAUSES = "xmodal_worker_pauses"
 PAUSED = "xmodal_worker_paused"
+PAUSE_CAUSE = "xmodal_worker_pause_cause"
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class WorkerFigures:
     retries: dict[str, float] = field(default_factory=dict)  # cause -> retried steps since the worker started
     pauses: dict[str, float] = field(default_factory=dict)  # cause -> paused periods since the worker started
     paused: bool | None = None  # consumption paused after a transient failure; None: the worker does not say
+    pause_cause: str | None = None  # the cause of the newest failure while paused, as the worker says it
 
 
 def parse_worker_metrics(text: str) -> WorkerFigures:
@@ -78,9 +80,12 @@ def parse_worker_metrics(text: str) -> WorkerFigures:
     ... xmodal_worker_retries_total{cause="store_timeout"} 2.0
     ... # TYPE xmodal_worker_pauses_total counter
     ... xmodal_worker_pauses_total{cause="store_unreachable"} 1.0
+    ... # TYPE xmodal_worker_pause_cause gauge
+    ... xmodal_worker_pause_cause{cause="store_unreachable"} 1.0
+    ... xmodal_worker_pause_cause{cause="store_timeout"} 0.0
     ... ''')
-    >>> fig.paused, fig.retries, fig.pauses
-    (True, {'store_unreachable': 7.0, 'store_timeout': 2.0}, {'store_unreachable': 1.0})
+    >>> fig.paused, fig.retries, fig.pauses, fig.pause_cause
+    (True, {'store_unreachable': 7.0, 'store_timeout': 2.0}, {'store_unreachable': 1.0}, 'store_unreachable')
     >>> parse_worker_metrics("").paused is None  # a worker that exports no such gauge (an older build)
     True
     """
@@ -95,6 +100,9 @@ def parse_worker_metrics(text: str) -> WorkerFigures:
             fig.freshness = _buckets(bucket_samples)
         elif family.name == PAUSED:
             fig.paused = any(s.value > 0 for s in family.samples)
+        elif family.name == PAUSE_CAUSE:
+            fig.pause_cause = next((s.labels["cause"] for s in family.samples if s.value > 0 and "cause" in s.labels),
+                                   None)
         elif family.name in by_label:
             label, target = by_label[family.name]
             for s in family.samples:

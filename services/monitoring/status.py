@@ -70,7 +70,7 @@ class WorkerTrend:
 
     retries: dict[str, float] | None = None  # cause -> retries in the last interval; None without a baseline
     paused_since: float | None = None  # first sample that found it paused (this gateway's clock)
-    cause: str | None = None  # why it is paused, as far as its counters tell
+    cause: str | None = None  # why it is paused: its xmodal_worker_pause_cause, else what its counters tell
 
 
 class StatusCollector:
@@ -269,7 +269,8 @@ def _trend(t: float, last: WorkerTrend | None, worker: WorkerState, before: Work
         return WorkerTrend(retries)
     last = last if last is not None and last.paused_since is not None else WorkerTrend(paused_since=t)
     started = {} if before is None else _positive(_gained(now.pauses, before.pauses))
-    cause = _most(retries or {}) or _most(started) or last.cause
+    # the worker's own gauge when it has one (builds before 2026-12-02 lack it): else what its counters tell
+    cause = now.pause_cause or _most(retries or {}) or _most(started) or last.cause
     return WorkerTrend(retries, last.paused_since, cause)
 
 

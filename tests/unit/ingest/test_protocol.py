@@ -24,6 +24,7 @@ from services.ingest.plans import Outcome, Poisoned, Upsert
 from services.ingest.protocol import Backoff, BatchProtocol, Flow, PendingWrites
 from services.ingest.records import Record
 from services.ingest.write import Writer
+from services.monitoring import metrics
 from services.store.errors import StoreUnavailable
 from tests.unit.ingest.memory import MemoryLetters, MemoryStore, WatchedPreparer
 
@@ -168,15 +169,24 @@ async def test_transient_store_failure_acks_nothing_and_retries_the_same_batch(e
     assert not h.flow.paused
 
 
+def pause_causes() -> set[str]:
+    """Which of this test's two causes xmodal_worker_pause_cause shows as 1 (the registry is the process's)."""
+    shown = {s.labels["cause"] for s in metrics.PAUSE_CAUSE.collect()[0].samples if s.value > 0}
+    return shown & {"store_unreachable", "store_timeout"}
+
+
 async def test_flow_stays_paused_while_any_step_still_fails() -> None:
     flow = RecordingFlow()
     commit, prepare = object(), object()
     flow.failed(commit, StoreUnavailable("write: down", cause="store_unreachable"))
     flow.failed(prepare, StoreUnavailable("read: timed out", cause="store_timeout"))
+    assert pause_causes() == {"store_timeout"}  # the newest failure's
     flow.succeeded(prepare)  # the next batch's read worked, but the commit still fails
     assert flow.paused and flow.events == ["pause store_unreachable: write: down"]
+    assert pause_causes() == {"store_unreachable"}
     flow.succeeded(commit)
     assert not flow.paused and flow.events[-1] == "resume"
+    assert pause_causes() == set()
     flow.succeeded(commit)  # once resumed, a success changes nothing
     assert flow.events.count("resume") == 1
 

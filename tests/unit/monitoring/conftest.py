@@ -41,6 +41,7 @@ class FakeWorker:
         self.paused = Gauge("xmodal_worker_paused", "p", registry=self.registry)
         self.retries = Counter("xmodal_worker_retries_total", "r", ["cause"], registry=self.registry)
         self.pauses = Counter("xmodal_worker_pauses_total", "p", ["cause"], registry=self.registry)
+        self.pause_cause = Gauge("xmodal_worker_pause_cause", "c", ["cause"], registry=self.registry)
 
     async def metrics(self, request: web.Request) -> web.Response:
         if self.status != 200:

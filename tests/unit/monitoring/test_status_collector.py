@@ -227,6 +227,26 @@ async def test_a_worker_paused_before_the_first_scrape_shows_the_cause_once_it_r
     assert known["pause"]["text"] == "paused: dead-letter topic not confirming, retrying"
 
 
+async def test_a_worker_that_says_its_pause_cause_is_believed_from_the_first_scrape(
+    fake_worker: FakeWorker,
+) -> None:
+    collector = StatusCollector(offline_settings(fake_worker.url))
+    try:
+        fake_worker.paused.set(1)
+        fake_worker.retries.labels("dead_letter").inc(9)  # older retries of another cause
+        fake_worker.pause_cause.labels("store_overloaded").set(1)
+        fake_worker.pause_cause.labels("dead_letter").set(0)
+        await collector.sample()
+        [first] = collector.snapshot()["workers"]
+        fake_worker.retries.labels("dead_letter").inc(5)  # counters say dead_letter; the gauge says otherwise
+        await collector.sample()
+        [second] = collector.snapshot()["workers"]
+    finally:
+        await collector.stop()
+    assert first["pause"]["cause"] == second["pause"]["cause"] == "store_overloaded"
+    assert first["pause"]["text"] == "paused: Weaviate overloaded, retrying"
+
+
 async def test_a_restarted_worker_s_retries_all_count_as_new(fake_worker: FakeWorker) -> None:
     collector = StatusCollector(offline_settings(fake_worker.url))
     try:
