@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -208,3 +208,23 @@ async def read_dead_letters(lane: Lane, expected: int, timeout_s: float = 30) ->
     finally:
         await consumer.stop()
     return out
+
+
+async def topic_records(lane: Lane, timeout_s: float = 60) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of the lane's topic, read from its first offsets to its end offsets as of the call."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=lane.kafka.bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(lane.kafka.topic, p) for p in range(lane.partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        out: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + timeout_s
+        while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
+            assert time.monotonic() < deadline, f"could not read {lane.kafka.topic} to its end in {timeout_s:g}s"
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                out += records
+        return out
+    finally:
+        await consumer.stop()

@@ -18,7 +18,7 @@ from typing import TypeVar
 import pytest
 
 from services.localstack import LocalStack
-from services.store import AssetObject, AssetStore, StoreUnavailable
+from services.store import AssetObject, AssetStore, StoredState, StoreUnavailable
 from tests.integration.cluster.nodes import cluster_weaviate, kill9
 
 pytestmark = pytest.mark.integration
@@ -47,6 +47,23 @@ async def until_done(step: Callable[[], Awaitable[T]], what: str, timeout_s: flo
             await asyncio.sleep(0.5)
 
 
+async def states_on_node3(cluster: LocalStack, collection: str, ids: list[str], *, with_vectors: bool = False
+                          ) -> dict[str, StoredState]:
+    """The states as node 3 reads them, retried on StoreUnavailable the way the worker retries a batch."""
+    retries, deadline = 0, time.monotonic() + 120
+    async with AssetStore(cluster_weaviate(cluster, collection, node=3), {"clip": 3}) as on_node3:
+        while True:
+            try:
+                states = await on_node3.states(ids, with_vectors=with_vectors)
+                break
+            except StoreUnavailable:
+                retries += 1
+                assert time.monotonic() < deadline, "node 3 never caught up"
+                await asyncio.sleep(0.5)
+    print(f"states read on node 3 after {retries} retries")
+    return states
+
+
 @pytest.fixture
 async def collection(cluster: LocalStack, unique_name: str) -> AsyncIterator[str]:
     name = "S" + unique_name[1:]
@@ -68,17 +85,7 @@ async def test_states_on_a_node_back_from_an_outage_never_call_a_stored_asset_mi
     assert cluster.healthy()
 
     ids = [f"a{i}" for i in range(N)]
-    retries, deadline = 0, time.monotonic() + 120
-    async with AssetStore(cluster_weaviate(cluster, collection, node=3), {"clip": 3}) as on_node3:
-        while True:
-            try:
-                states = await on_node3.states(ids)
-                break
-            except StoreUnavailable:  # the worker retries the batch; so does the test
-                retries += 1
-                assert time.monotonic() < deadline, "node 3 never caught up"
-                await asyncio.sleep(0.5)
-    print(f"states read on node 3 after {retries} retries")
+    states = await states_on_node3(cluster, collection, ids)
     assert sorted(states) == sorted(ids), f"{N - len(states)} stored assets reported missing"
     assert all(states[f"a{i}"].event_time == T0 + timedelta(seconds=i) for i in range(N))
 
@@ -96,17 +103,7 @@ async def test_states_on_a_node_back_from_an_outage_never_return_an_older_copy(
     assert cluster.healthy()
 
     ids = [f"a{i}" for i in range(N)]
-    retries, deadline = 0, time.monotonic() + 120
-    async with AssetStore(cluster_weaviate(cluster, collection, node=3), {"clip": 3}) as on_node3:
-        while True:
-            try:
-                states = await on_node3.states(ids, with_vectors=True)
-                break
-            except StoreUnavailable:
-                retries += 1
-                assert time.monotonic() < deadline, "node 3 never caught up"
-                await asyncio.sleep(0.5)
-    print(f"states read on node 3 after {retries} retries")
+    states = await states_on_node3(cluster, collection, ids, with_vectors=True)
     assert sorted(states) == sorted(ids), f"{N - len(states)} stored assets reported missing"
     older = [a for a, st in states.items() if st.event_time != asset(int(a[1:]), version=1).event_time]
     assert not older, f"{len(older)} of {N} states are node 3's older copy (e.g. {older[:3]})"

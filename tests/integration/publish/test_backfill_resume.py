@@ -11,29 +11,18 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cli.invoke import XMODAL, with_root
 from services.publish.checkpoint import CheckpointFile
-from tests.harness.lanes import Lane
+from tests.harness.lanes import Lane, topic_records
 
 pytestmark = pytest.mark.integration
 N = 2000
 RATE = 400  # events/s: the first run lasts about 5 s, long enough to kill it part way
 CHUNK = RATE // 10  # events per chunk at that rate (services.publish.ratelimit.chunk_size)
-
-
-@pytest.fixture
-async def lane(stack: Any, unique_name: str, tmp_path: Path) -> AsyncIterator[Lane]:
-    lane = Lane(unique_name, tmp_path)
-    await lane.create_topics()
-    yield lane
-    await lane.drop(collection=False)
 
 
 def write_source(path: Path) -> Path:
@@ -76,24 +65,8 @@ async def acked_at_least(file: CheckpointFile, n: int, proc: asyncio.subprocess.
 
 
 async def keys_in(lane: Lane) -> Counter[str]:
-    """Every record's key in the lane's topic, read from the start to the end offsets."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=lane.kafka.bootstrap_servers, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        parts = [TopicPartition(lane.kafka.topic, p) for p in range(lane.partitions)]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        keys: Counter[str] = Counter()
-        deadline = time.monotonic() + 60
-        while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
-            assert time.monotonic() < deadline, "could not read the topic to its end"
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                keys.update(r.key.decode() for r in records)
-        return keys
-    finally:
-        await consumer.stop()
+    """Every record's key in the lane's topic."""
+    return Counter(r.key.decode() for r in await topic_records(lane) if r.key is not None)
 
 
 async def test_a_killed_backfill_resumes_after_the_last_acked_chunk(lane: Lane, tmp_path: Path) -> None:
