@@ -20,6 +20,8 @@ from services.monitoring import metrics
 from services.monitoring.timing import timed
 from services.store import AssetObject, StoreError, UnknownTenant, format_model_ids
 
+_TENANT_WRITES = 4  # tenants of one batch written at once (a multi-tenant batch: one Weaviate batch per tenant)
+
 
 @dataclass
 class Progress:
@@ -67,18 +69,33 @@ class Writer:
 
     async def _write_per_tenant(self, upserts: dict[AssetKey, Upsert], deletes: list[AssetKey],
                                 indexed_at: datetime) -> dict[AssetKey, StoreError]:
-        """One store write per tenant (a Weaviate batch names one tenant), in order of tenant. A retry after a
-        transient failure writes every tenant again: writes are idempotent, so the ones done are harmless."""
+        """One store write per tenant (a Weaviate batch names one tenant), up to ``_TENANT_WRITES`` at once. A
+        retry after a transient failure writes every tenant again: writes are idempotent, so the ones done are
+        harmless. When one tenant's write fails the others are cancelled and awaited before the error is
+        raised, so none of this attempt is still in flight when the retry (or the next batch) writes."""
         by_tenant: dict[str | None, tuple[list[AssetObject], list[str]]] = {}
         for key, plan in upserts.items():
             by_tenant.setdefault(key.tenant, ([], []))[0].append(self._object(plan, indexed_at))
         for key in deletes:
             by_tenant.setdefault(key.tenant, ([], []))[1].append(key.asset_id)
         failed: dict[AssetKey, StoreError] = {}
-        for tenant in sorted(by_tenant, key=lambda t: t or ""):
+        gate = asyncio.Semaphore(_TENANT_WRITES)
+
+        async def write(tenant: str | None) -> None:
             objects, gone = by_tenant[tenant]
-            refused = await self.store.write(objects, gone, tenant=tenant)
+            async with gate:
+                refused = await self.store.write(objects, gone, tenant=tenant)
             failed.update({AssetKey(tenant, asset_id): error for asset_id, error in refused.items()})
+
+        if len(by_tenant) == 1:  # the single-tenant case: no task at all
+            await write(next(iter(by_tenant)))
+            return failed
+        try:
+            async with asyncio.TaskGroup() as group:
+                for tenant in sorted(by_tenant, key=lambda t: t or ""):
+                    group.create_task(write(tenant))
+        except BaseExceptionGroup as eg:  # the first error, as a sequential write would have raised it
+            raise eg.exceptions[0] from None
         return failed
 
     def _object(self, plan: Upsert, indexed_at: datetime) -> AssetObject:

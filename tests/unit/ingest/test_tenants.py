@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from services.embedding.runner import AsyncEmbedder
 from services.ingest.collapse import candidates_by_asset
 from services.ingest.parse import Rejected, parse
 from services.ingest.records import AssetKey, Record
+from services.store import StoreUnavailable
 from tests.unit.ingest.test_protocol import Harness
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -81,6 +83,37 @@ async def test_one_asset_id_in_two_tenants_is_two_assets(embedder: AsyncEmbedder
     assert not h.store.objects  # nothing without a tenant
     assert h.store.tenant_writes == ["acme", "globex"]  # one write per tenant
     assert not h.letters.sent
+
+
+async def test_a_batch_writes_its_tenants_at_once_and_a_failed_attempt_leaves_none_in_flight(
+    embedder: AsyncEmbedder,
+) -> None:
+    h = tenant_harness(embedder)
+    store_write = h.store.write
+    began: list[tuple[str | None, int]] = []  # (tenant, writes in flight when it began)
+    in_flight, peak, fail = 0, 0, True
+
+    async def write(upserts: Any, deletes: Any, *, tenant: str | None = None) -> Any:
+        nonlocal in_flight, peak, fail
+        began.append((tenant, in_flight))
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            if tenant == "b" and fail:  # b's first write fails at once, while a's and c's are in flight
+                fail = False
+                raise StoreUnavailable("Weaviate is down (a test said so)")
+            await asyncio.sleep(0.05)
+            return await store_write(upserts, deletes, tenant=tenant)
+        finally:
+            in_flight -= 1
+
+    h.store.write = write  # type: ignore[method-assign]
+    await h.process([rec(i, event(t, 10, text=f"{t}'s")) for i, t in enumerate("abc")])
+    assert peak == 3  # the three tenants' writes ran at once
+    assert [t for t, _ in began] == ["a", "b", "c", "a", "b", "c"]  # the failed attempt, then the retry
+    assert began[3][1] == 0  # the retry began with nothing of the failed attempt still in flight
+    assert {t: h.store.tenant(t)["a"].text for t in "abc"} == {"a": "a's", "b": "b's", "c": "c's"}
+    assert h.acks == [[0, 1, 2]]
 
 
 async def test_the_pending_writes_overlay_is_per_tenant(embedder: AsyncEmbedder) -> None:
