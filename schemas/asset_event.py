@@ -50,6 +50,7 @@ class Modality(StrEnum):
     image = "image"
     text = "text"
     audio = "audio"
+    video = "video"
 
 
 #: Modalities whose upserts may carry a caption (its own vector beside the content's).
@@ -76,7 +77,11 @@ class AssetEvent(BaseModel):
         "same asset_id in two tenants is two assets.",
     )
     op: Op = Field(Op.upsert, description="upsert (create or replace) or delete (needs only asset_id).")
-    modality: Modality | None = Field(None, description="image, text or audio. Required for an upsert.")
+    modality: Modality | None = Field(
+        None, description="image, text, audio or video. Required for an upsert. A video (WebM, MP4, Matroska, "
+        "...: whatever the worker's bundled FFmpeg decodes) is searched by its keyframes, and by its sound where "
+        "an audio space exists; it takes no caption.",
+    )
     uri: str | None = Field(
         None, max_length=4096, description="Where the content is: http(s)://, file:// (configured roots) or data:."
     )
@@ -133,7 +138,7 @@ class AssetEvent(BaseModel):
                 raise ValueError("a delete carries no caption; leave `caption` out")
             return self
         if self.modality is None:
-            raise ValueError("an upsert needs a modality (image, text or audio)")
+            raise ValueError("an upsert needs a modality (image, text, audio or video)")
         if len(sources) != 1:
             raise ValueError(f"an upsert needs exactly one of uri, data, text; got {sources or 'none'}")
         if self.text is not None and self.modality is not Modality.text:

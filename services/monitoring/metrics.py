@@ -49,6 +49,12 @@ AUDIO_DECODE_SECONDS = Histogram(
     ["outcome"], buckets=_FAST,
 )  # outcome: ok, too_large, undecodable, error (an unexpected exception)
 AUDIO_CLIP_SECONDS = Histogram("xmodal_audio_clip_seconds", "Duration of decoded audio clips.", buckets=_CLIP)
+VIDEO_DECODE_SECONDS = Histogram(
+    "xmodal_video_decode_seconds", "Time to decode one video (demux, decode, cut into segments), by outcome.",
+    ["outcome"], buckets=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0),
+)  # outcome: ok, too_large, undecodable, error (an unexpected exception)
+VIDEO_SEGMENTS = Histogram("xmodal_video_segments", "Segments (keyframes) per decoded video.",
+                           buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 # GPU figures, exported only while a GPU runs the model (services.monitoring.gpu)
 GPU_MEMORY = Gauge(
     "xmodal_gpu_memory_bytes",

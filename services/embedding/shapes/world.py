@@ -142,7 +142,22 @@ def draw_image(rng: random.Random, color: str, shape: str, size: int = IMAGE_SIZ
     canvas = _background(rng, big)
     r = big * rng.uniform(0.2, 0.4)
     cx, cy = rng.uniform(r, big - r), rng.uniform(r, big - r)
-    _draw(ImageDraw.Draw(canvas), shape, cx=cx, cy=cy, r=r, angle=rng.uniform(0, 2 * math.pi),
+    return draw_on(canvas, rng, color, shape, x=cx / big, y=cy / big, radius=r / big,
+                   angle=rng.uniform(0, 2 * math.pi), size=size)
+
+
+def background(rng: random.Random, size: int = IMAGE_SIZE) -> Image.Image:
+    """A background of the kind :func:`draw_image` draws on, at the supersampled size :func:`draw_on` takes."""
+    return _background(rng, size * _SUPERSAMPLE)
+
+
+def draw_on(canvas: Image.Image, rng: random.Random, color: str, shape: str, *, x: float, y: float,
+            radius: float, angle: float, size: int = IMAGE_SIZE) -> Image.Image:
+    """A ``color`` ``shape`` drawn on a copy of ``canvas`` (from :func:`background`) at (x, y) with ``radius``,
+    all as fractions of the side, scaled down to ``size`` with noise: a frame of a moving shape."""
+    big = canvas.size[0]
+    canvas = canvas.copy()
+    _draw(ImageDraw.Draw(canvas), shape, cx=x * big, cy=y * big, r=radius * big, angle=angle,
           fill=_jitter(COLORS[color], rng, 18))
     small = np.asarray(canvas.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32)
     noise = np.random.default_rng(rng.getrandbits(32)).normal(0.0, 6.0, small.shape)
