@@ -45,6 +45,30 @@ def caption_space(vector: str) -> str | None:
     return vector[: -len(CAPTION_SUFFIX)] if vector.endswith(CAPTION_SUFFIX) else None
 
 
+#: A video's segment vectors in a space are one multi-vector named its space's name plus this: ``clip_segments``
+#: holds one vector per keyframe (the image tower), ``clap_segments`` one per segment's sound.
+SEGMENTS_SUFFIX = "_segments"
+
+
+def segments_vector(space: str) -> str:
+    """The multi-vector holding a video's segments embedded in ``space``.
+
+    >>> segments_vector("clip"), segments_space("clip_segments"), segments_space("clip")
+    ('clip_segments', 'clip', None)
+    """
+    return f"{space}{SEGMENTS_SUFFIX}"
+
+
+def segments_space(vector: str) -> str | None:
+    """The space of a segments vector; None for any other named vector."""
+    return vector[: -len(SEGMENTS_SUFFIX)] if vector.endswith(SEGMENTS_SUFFIX) else None
+
+
+def takes_video(modalities: frozenset[str] | set[str]) -> bool:
+    """A space embeds videos' segments when its model embeds images (keyframes) or audio (their sound)."""
+    return bool(modalities & {"image", "audio"})
+
+
 def takes_captions(modalities: frozenset[str] | set[str]) -> bool:
     """A space embeds captions when its model embeds texts and a modality that may carry one."""
     return "text" in modalities and bool(modalities & CAPTIONED_MODALITIES)
@@ -285,9 +309,9 @@ def _spaces_over_defaults(value: Any) -> Any:
     merged: dict[str, Any] = {name: dict(fields) for name, fields in DEFAULT_SPACES.items()}
     for name, fields in value.items():
         key = str(name).lower()
-        if caption_space(key) is not None:
-            raise ValueError(f"space {key!r}: names ending in {CAPTION_SUFFIX!r} are the spaces' caption vectors; "
-                             "choose another name")
+        if caption_space(key) is not None or segments_space(key) is not None:
+            raise ValueError(f"space {key!r}: names ending in {CAPTION_SUFFIX!r} or {SEGMENTS_SUFFIX!r} are the "
+                             "spaces' caption vectors and video-segment vectors; choose another name")
         given = fields.model_dump() if isinstance(fields, BaseModel) else dict(fields or {})
         merged[key] = {**merged.get(key, {}), **given, "space": key}
     for key, fields in merged.items():
@@ -326,6 +350,30 @@ class FetchSettings(BaseModel):
     max_audio_bytes: int = Field(
         64 * 1024 * 1024, ge=1, description="Largest audio file decoded, in bytes (fetches are capped by "
         "max_bytes first)."
+    )
+    max_video_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="Largest video file decoded, in bytes (fetches are capped by "
+        "max_bytes first)."
+    )
+    max_video_seconds: float = Field(
+        600.0, gt=0, description="Longest video decoded, in seconds: checked from the header before a frame "
+        "is decoded and again while decoding; longer ones are dead-lettered as too_large.",
+    )
+    max_video_pixels: int = Field(1920 * 1080, ge=1, description="Largest video frame (width*height).")
+    max_video_frames: int = Field(36_000, ge=1, description="Most frames decoded from one video.")
+    max_video_segments: int = Field(
+        32, ge=1, le=256, description="Most segments (keyframes, one vector each per space) per video; the "
+        "last segment runs to the end.",
+    )
+    segment_scene_threshold: float = Field(
+        0.025, gt=0, le=1, description="A new segment starts where the colours differ this much from the "
+        "segment's keyframe (earth mover's distance per channel, 0-1; services/fetch/video.py).",
+    )
+    segment_min_seconds: float = Field(0.5, gt=0, description="Shortest segment but the last.")
+    segment_max_seconds: float = Field(10.0, gt=0, description="Longest segment without a scene change.")
+    max_video_playback_bytes: int = Field(
+        4 * 1024 * 1024, ge=0, description="A browser-playable video (WebM VP8/VP9/AV1, MP4 H.264) at most this "
+        "big is stored with its object, so the search page can play it from the matched time; 0: never.",
     )
     retries: int = Field(2, ge=0, description="Retries of a failed http fetch before it counts as failed.")
     file_roots: list[Path] = Field(

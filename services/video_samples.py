@@ -116,7 +116,7 @@ def encode_webm(images: Sequence[Image.Image], *, fps: int = FPS, audio: npt.NDA
         video.options = {"threads": "1", "deadline": "good", "cpu-used": "4", "crf": "20", "b": "0"}
         sound_stream = out.add_stream("libopus", rate=rate, layout="mono") if audio is not None else None
         for image in images:
-            for packet in video.encode(av.VideoFrame.from_image(image)):
+            for packet in video.encode(av.VideoFrame.from_image(image)):  # type: ignore[no-untyped-call]
                 out.mux(packet)
         for packet in video.encode(None):
             out.mux(packet)

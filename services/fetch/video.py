@@ -8,12 +8,11 @@ and again on what is decoded, so a header that lies cannot make it run past them
 **Segments** (the documented rule). Frames are compared by their colour distributions (the earth mover's
 distance per RGB channel of the frame read at 32x32, 0 to 1), so that motion alone changes little and a cut
 or a change of colour a lot (on the sample clips motion stays under 0.02, a colour change of a fifth of the
-frame is 0.03-0.12). A segment
-starts at the first frame; the next one starts at the first frame that is at least ``min_segment_s`` after
-the current segment's start and either differs from the segment's keyframe by at least ``scene_threshold``
-or is
-``max_segment_s`` after the start (a long shot is still sampled). The segment's first frame is its keyframe. At most ``max_segments`` segments: the
-last one runs to the end. Each segment ends where the next begins; the last at the end of the video.
+frame is 0.03-0.12). A segment starts at the first frame; the next one starts at the first frame that is at
+least ``min_segment_s`` after the current segment's start and either differs from the segment's keyframe by
+at least ``scene_threshold`` or is ``max_segment_s`` after the start (a long shot is still sampled). The
+segment's first frame is its keyframe. At most ``max_segments`` segments: the last one runs to the end. Each
+segment ends where the next begins; the last at the end of the video.
 
 **Bad files**: empty, not a video, a container without a video stream (an audio-only file: publish it as
 modality audio), a stream without a decoder, corrupt data (FFmpeg errors), a file that decodes to no frame,
@@ -140,7 +139,7 @@ def _decode(raw: bytes, limits: VideoLimits, audio_rate: int | None) -> DecodedV
         header_s = _check_header(container, stream, limits)
         audio = container.streams.audio[0] if audio_rate is not None and container.streams.audio else None
         try:
-            return _read(container, stream, audio, audio_rate, header_s, limits)
+            return _read(container, stream, audio, audio_rate=audio_rate, header_s=header_s, limits=limits)
         except av.error.FFmpegError as exc:
             raise FetchError(Reason.undecodable, f"corrupt {stream.codec_context.name} video: {exc}") from exc
 
@@ -164,7 +163,7 @@ def _check_header(container: av.container.InputContainer, stream: av.VideoStream
     return seconds
 
 
-def _read(container: av.container.InputContainer, stream: av.VideoStream, audio: av.AudioStream | None,
+def _read(container: av.container.InputContainer, stream: av.VideoStream, audio: av.AudioStream | None, *,
           audio_rate: int | None, header_s: float, limits: VideoLimits) -> DecodedVideo:
     cutter = _Cutter(limits)
     sound = _Sound(audio_rate) if audio is not None and audio_rate is not None else None
@@ -277,7 +276,7 @@ def _keyframe(frame: av.VideoFrame) -> Image.Image:
     scale = min(1.0, KEYFRAME_MAX_PX / max(width, height))
     if scale < 1.0:
         width, height = max(1, round(width * scale)), max(1, round(height * scale))
-    image: Image.Image = frame.to_image(width=width, height=height)
+    image: Image.Image = frame.to_image(width=width, height=height)  # type: ignore[no-untyped-call]
     return image.convert("RGB")
 
 

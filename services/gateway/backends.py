@@ -85,6 +85,9 @@ class StoreLink:
     async def thumbnail(self, asset_id: str, *, tenant: str | None = None) -> bytes | None:
         return await self._live().thumbnail(asset_id, tenant=tenant)
 
+    async def playback(self, asset_id: str, *, tenant: str | None = None) -> tuple[bytes, str] | None:
+        return await self._live().playback(asset_id, tenant=tenant)
+
     async def vector_of(self, asset_id: str, space: str, *, tenant: str | None = None) -> list[float] | None:
         return await self._live().vector_of(asset_id, space, tenant=tenant)
 

@@ -29,7 +29,8 @@ MAX_CONSISTENCY_TARGETS = 256
 MAX_IMAGE_URI_CHARS = 16 * 1024 * 1024  # data: URIs carry whole images; the body limit binds first
 MAX_RERANK_TOP_N = 1000  # the schema's bound; each gateway's XMODAL_RERANK__MAX_TOP_N is the real one
 
-Target = Literal["image", "text", "audio", "any"]
+Target = Literal["image", "text", "audio", "video", "any"]
+Granularity = Literal["segment", "video"]
 Mode = Literal["vector", "hybrid"]
 Part = Literal["content", "caption", "fused"]
 QueryText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S")]
@@ -92,7 +93,11 @@ class SearchOptions(BaseModel):
 
     model_config = _FORBID
     modifier: Modifier | SkipJsonSchema[None] = Field(None, description="Composed query: add this text.")
-    target: Target = Field("any", description="Modality of the results: image, text, audio or any.")
+    target: Target = Field("any", description="Modality of the results: image, text, audio, video or any.")
+    granularity: Granularity = Field(
+        "segment", description="target video: rank videos by their best-matching segment (segment: MaxSim over "
+        "the segments' vectors) or by the whole video (video: the mean of its segments' vectors). Either way "
+        "each result lists its segments best first, with their time codes.")
     filters: FilterExpr | SkipJsonSchema[None] = Field(
         None, description="Metadata filter: {and: [...]}, {or: [...]} or {field, eq|ne|in|gt|gte|lt|lte}.")
     limit: int = Field(10, ge=1, le=MAX_LIMIT, description="Results per page.")
@@ -159,6 +164,13 @@ class UploadOptions(SearchOptions):
     model_config = ConfigDict(extra="forbid", title="UploadOptions")
 
 
+class SegmentResult(BaseModel):
+    model_config = ConfigDict(title="SegmentResult")
+    start_s: float = Field(description="Where the segment starts, in seconds from the video's start.")
+    end_s: float = Field(description="Where it ends.")
+    score: float = Field(description="Cosine similarity of the segment to the query.")
+
+
 class SearchResult(BaseModel):
     model_config = ConfigDict(title="SearchResult")
     asset_id: str
@@ -175,6 +187,12 @@ class SearchResult(BaseModel):
     parts: dict[str, float] | None = Field(
         None, description="Fused searches: the score of this asset in each part's own search that ranked it "
         "(content, caption): cosine similarity, or the hybrid score.")
+    segments: list[SegmentResult] | None = Field(
+        None, description="A video's segments, the best match first (at most 5): where to play it from.")
+    start_s: float | None = Field(None, description="A video's best-matching moment: its best segment's start.")
+    video: str | None = Field(None, description="URL of a video's file, when the browser can play it (WebM or "
+                              "MP4, stored up to the worker's XMODAL_FETCH__MAX_VIDEO_PLAYBACK_BYTES).")
+    duration_s: float | None = Field(None, description="A video's duration in seconds.")
 
 
 class Consistency(BaseModel):

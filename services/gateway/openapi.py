@@ -33,6 +33,7 @@ from services.gateway.models import (
 )
 
 _REF = "#/components/schemas/{model}"
+_VIDEOS = ("video/webm", "video/mp4")  # what the worker stores for playback (services/fetch/video.py)
 _IMAGE_PREVIEWS = ("image/png", "image/jpeg", "image/webp")  # what routes.preview_type answers for an image
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (SearchRequest, "validation"), (UploadOptions, "validation"), (AssetEvent, "validation"),
@@ -215,6 +216,15 @@ def _paths(n: dict[str, str], secured: bool) -> dict[str, Any]:
                     "audio/ogg": {"schema": {"type": "string", "format": "binary"}}}},
                 **_errors(404, 503, 504)},
             op_id="getPreview", tags=["assets"], params=asset_param, secured=secured)},
+        "/v1/assets/{asset_id}/video": {"get": _op(
+            "A video asset's own file, for playing it from a matched time (stored when a browser plays it as it "
+            "is: WebM or MP4; Range requests: 206).", {
+                "200": {"description": "The video.", "content": {
+                    kind: {"schema": {"type": "string", "format": "binary"}} for kind in _VIDEOS}},
+                "206": {"description": "The requested byte range of the video.", "content": {
+                    kind: {"schema": {"type": "string", "format": "binary"}} for kind in _VIDEOS}},
+                **_errors(404, 503, 504)},
+            op_id="getVideo", tags=["assets"], params=asset_param, secured=secured)},
     }
 
 

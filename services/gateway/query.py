@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from services.config import GatewaySettings, caption_vector
+from services.config import GatewaySettings, caption_vector, segments_vector
 from services.fetch.images import decode_image
 from services.gateway.deps import Deps
 from services.gateway.encoder import QueryEncoder
@@ -35,6 +35,7 @@ from services.gateway.models import (
     SearchRequest,
     SearchResponse,
     SearchResult,
+    SegmentResult,
 )
 from services.gateway.rerank import AssetQuery, NoContent, QueryInput, Reranked, RerankStage
 from services.gateway.spaces import candidates, check_directions, unanswerable
@@ -42,6 +43,7 @@ from services.monitoring import metrics
 from services.store.models import Hit, SearchQuery
 
 _TINY = 1e-6
+MAX_SEGMENTS_SHOWN = 5
 _INLINE_THREAD_CHARS = 256 * 1024  # larger base64 images are decoded off the event loop
 T = TypeVar("T")
 U = TypeVar("U")
@@ -250,6 +252,8 @@ class Searcher:
             window = self.rerank.window(opts.rerank_top_n, opts.offset, opts.limit)
             limit, offset = max(window, opts.offset + opts.limit), 0
         text = q.hybrid_text() if opts.mode == "hybrid" else None
+        if opts.target == "video":
+            return await self._videos(q, encoder, vector, exclude, limit=limit, offset=offset)
         query = SearchQuery(
             vector=vector, space=encoder.space, text=text, mode=opts.mode, alpha=opts.alpha,
             target=opts.target, filters=opts.filters, limit=limit,
@@ -268,6 +272,22 @@ class Searcher:
         fused = reciprocal_rank_fusion({"content": content, "caption": captioned},
                                        shares={"caption": caption_share(content)})
         return replace(fused, hits=fused.hits[offset : offset + limit])
+
+    async def _videos(self, q: Query, encoder: QueryEncoder, vector: list[float], exclude: list[str], *,
+                      limit: int, offset: int) -> Ranked:
+        """Videos, one result each: by their best segment (MaxSim over ``<space>_segments``) or as a whole (the
+        space's own vector, the mean of the segments'); each hit carries its segments scored, best first."""
+        opts = q.options
+        if opts.mode != "vector":
+            raise BadRequest("videos are searched by vector only; leave `mode` out (or vector)")
+        if opts.part not in (None, "content"):
+            raise BadRequest("videos have no captions: leave `part` out with target video")
+        if opts.rerank:
+            raise BadRequest("videos are not re-ranked yet: leave `rerank` out with target video")
+        space = segments_vector(encoder.space) if opts.granularity == "segment" else encoder.space
+        query = SearchQuery(vector=vector, space=space, target="video", filters=opts.filters, limit=limit,
+                            offset=offset, exclude_ids=exclude, tenant=q.tenant)
+        return Ranked(await self.deps.store.search(query), "content")
 
     def _check_rerank(self, opts: SearchOptions) -> None:
         if not opts.rerank:
@@ -311,10 +331,18 @@ class Searcher:
 
 
 def result_of(h: Hit, rerank_score: float | None = None, parts: dict[str, float] | None = None) -> SearchResult:
-    preview = thumbnail_url(h.asset_id, h.modality) if h.modality in ("image", "audio") and h.has_thumbnail else None
+    has_preview = h.modality in ("image", "audio", "video") and h.has_thumbnail
+    preview = thumbnail_url(h.asset_id, h.modality) if has_preview else None
     text = h.text if h.modality == "text" else None
-    return SearchResult(asset_id=h.asset_id, score=h.score, modality=h.modality, metadata=h.metadata,
-                        text=text, caption=h.caption, preview=preview, rerank_score=rerank_score, parts=parts)
+    result = SearchResult(asset_id=h.asset_id, score=h.score, modality=h.modality, metadata=h.metadata,
+                          text=text, caption=h.caption, preview=preview, rerank_score=rerank_score, parts=parts)
+    if h.modality != "video":
+        return result
+    segments = [SegmentResult(start_s=round(m.start_s, 3), end_s=round(m.end_s, 3), score=m.score)
+                for m in h.segments[:MAX_SEGMENTS_SHOWN]]
+    video = f"/v1/assets/{quote(h.asset_id, safe='')}/video" if h.has_playback else None
+    return result.model_copy(update={"segments": segments, "start_s": segments[0].start_s if segments else None,
+                                     "video": video, "duration_s": h.duration_s})
 
 
 def rerank_input(q: Query) -> QueryInput:

@@ -64,6 +64,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/v1/assets", publish, name="publish")
     r.add_get("/v1/assets/{asset_id}/thumbnail", thumbnail, name="thumbnail", allow_head=False)
     r.add_get("/v1/assets/{asset_id}/preview", thumbnail, name="preview", allow_head=False)
+    r.add_get("/v1/assets/{asset_id}/video", video, name="video", allow_head=False)
     r.add_get("/v1/assets/{asset_id}", get_asset, name="asset", allow_head=False)
     r.add_static("/static/", STATIC_DIR, name="static", append_version=False)
 
@@ -289,18 +290,33 @@ async def thumbnail(request: web.Request) -> web.Response:
         raise NotFound(f"asset {asset_id!r} has no preview (or is not in the store)")
     # Short caching: a re-upserted asset gets a new preview under the same URL. Range requests are answered
     # (206): a browser reads an OGG clip's duration from its last page, and seeks, with them.
+    return _ranged(request, data, preview_type(data))
+
+
+async def video(request: web.Request) -> web.Response:
+    """A video's own file (WebM or MP4), for the search page's player; Range requests as for previews."""
+    asset_id = request.match_info["asset_id"]
+    found = await request.app[DEPS].store.playback(asset_id, tenant=tenant_of(request))
+    if found is None:
+        raise NotFound(f"asset {asset_id!r} has no playable video (or is not in the store)")
+    data, mime = found
+    return _ranged(request, data, mime)
+
+
+def _ranged(request: web.Request, data: bytes, content_type: str) -> web.Response:
+    """``data``, or the byte range the request asks for (206), cached briefly (a re-upsert keeps the URL)."""
     headers = {"Cache-Control": "max-age=60", "Accept-Ranges": "bytes"}
     try:
         wanted = request.http_range
     except ValueError:
-        wanted = slice(None)  # a malformed Range header is ignored (RFC 9110): the whole preview
+        wanted = slice(None)  # a malformed Range header is ignored (RFC 9110): the whole body
     if wanted.start is None and wanted.stop is None:
-        return web.Response(body=data, content_type=preview_type(data), headers=headers)
+        return web.Response(body=data, content_type=content_type, headers=headers)
     start, stop, _ = wanted.indices(len(data))
-    if start >= stop:  # nothing of the preview is in that range: the whole preview (RFC 9110 allows it)
-        return web.Response(body=data, content_type=preview_type(data), headers=headers)
+    if start >= stop:  # nothing of the body is in that range: the whole body (RFC 9110 allows it)
+        return web.Response(body=data, content_type=content_type, headers=headers)
     headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
-    return web.Response(status=206, body=data[start:stop], content_type=preview_type(data), headers=headers)
+    return web.Response(status=206, body=data[start:stop], content_type=content_type, headers=headers)
 
 
 _PREVIEW_TYPES = ((b"OggS", "audio/ogg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))

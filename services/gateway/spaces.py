@@ -14,6 +14,8 @@ which the asset has a vector. A query no space can answer is a 400 that lists th
 ['clip', 'clap', 'clap']
 >>> candidates(spaces, "image", "audio")
 []
+>>> [s.space for s in candidates(spaces, "text", "video")]  # a video is searched by its keyframes or sound
+['clip', 'clap']
 >>> [s.space for s in candidates(spaces, "text", "any", directions={"text->any": "clap"})]
 ['clap', 'clip']
 >>> [s.space for s in candidates(spaces, "text", "image", space="clap")]
@@ -25,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, TypeVar
 
+from services.config import takes_video
 from services.errors import ConfigError
 from services.gateway.errors import BadRequest
 
@@ -38,6 +41,7 @@ class HasModalities(Protocol):
 
 
 S = TypeVar("S", bound=HasModalities)
+TARGETS = ("text", "image", "audio", "video", "any")
 
 
 def candidates(spaces: Sequence[S], query: str, target: str, *, space: str | None = None,
@@ -45,7 +49,8 @@ def candidates(spaces: Sequence[S], query: str, target: str, *, space: str | Non
     """The spaces that can answer ``query`` (a modality, or "asset") -> ``target``: only ``space`` when one
     is named, else in configured order with the space ``directions`` names for this direction first."""
     able = [s for s in spaces
-            if (query == "asset" or query in s.modalities) and (target == "any" or target in s.modalities)]
+            if (query == "asset" or query in s.modalities) and (target == "any" or target in s.modalities
+                                                                or (target == "video" and takes_video(s.modalities)))]
     if space is not None:
         return [s for s in able if s.space == space]
     preferred = (directions or {}).get(f"{query}->{target}")
@@ -57,10 +62,10 @@ def check_directions(spaces: Sequence[HasModalities], directions: Mapping[str, s
     names = {s.space: s for s in spaces}
     for direction, name in directions.items():
         query, _, target = direction.partition("->")
-        if not target or query not in ("text", "image", "audio") or target not in ("text", "image", "audio", "any"):
+        if not target or query not in ("text", "image", "audio") or target not in TARGETS:
             raise ConfigError(f"XMODAL_DIRECTIONS: {direction!r} is not a direction; write it as "
                               "QUERY->TARGET, e.g. image->text (query text, image or audio; target text, "
-                              "image, audio or any)")
+                              "image, audio, video or any)")
         if name not in names:
             raise ConfigError(f"XMODAL_DIRECTIONS: {direction} names space {name!r}, which is not "
                               f"configured; the spaces are {', '.join(names) or 'none'} (XMODAL_SPACES)")

@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +19,7 @@ from services.fetch.audio import audio_preview, decode_audio
 from services.fetch.errors import FetchError
 from services.fetch.fetcher import Fetcher
 from services.fetch.images import DecodedImage, decode
+from services.fetch.video import DecodedVideo, VideoLimits, decode_video
 from services.ingest.parse import Rejected
 
 THUMBNAIL_PX = 160
@@ -45,9 +46,14 @@ class Content:
     thumbnail: bytes | None = None
     caption: str | None = None
     caption_hash: str = ""  # "" without a caption
+    video: DecodedVideo | None = None  # a video's segments (keyframes, times) and sound
+    playback: bytes | None = None  # a video's own bytes, stored when a browser plays them (see Decoding)
+    playback_mime: str | None = None
 
     @property
     def modality(self) -> Modality:
+        if self.video is not None:
+            return Modality.video
         if self.image is not None:
             return Modality.image
         return Modality.audio if self.audio is not None else Modality.text
@@ -61,6 +67,8 @@ class Decoding:
     audio_rate: int | None = None  # the audio space's sampling rate; None: no space takes audio
     max_audio_s: float = 600.0
     max_audio_bytes: int = 64 * 1024 * 1024
+    video: VideoLimits = field(default_factory=VideoLimits)
+    max_playback_bytes: int = 4 * 1024 * 1024  # a playable video at most this big is stored for the page
 
 
 async def load_bytes(event: AssetEvent, fetcher: Fetcher) -> bytes:
@@ -112,6 +120,8 @@ def _decode(event: AssetEvent, raw: bytes, decoding: Decoding) -> Content:
             raise Rejected(Reason.undecodable, f"text content is not UTF-8: {exc}") from exc
     if event.modality is Modality.audio:
         return _prepare_audio(digest, raw, decoding)
+    if event.modality is Modality.video:
+        return _prepare_video(digest, raw, decoding)
     try:
         decoded = decode(raw, max_pixels=decoding.max_pixels)
     except FetchError as exc:
@@ -188,6 +198,18 @@ def _prepare_audio(digest: str, raw: bytes, decoding: Decoding) -> Content:
     except FetchError as exc:
         raise Rejected(Reason(exc.reason), str(exc)) from exc
     return Content(digest, audio=clip.samples, thumbnail=audio_preview(clip, seconds=PREVIEW_SECONDS))
+
+
+def _prepare_video(digest: str, raw: bytes, decoding: Decoding) -> Content:
+    """Segments and sound (at the audio space's rate, when there is one); the first keyframe is the poster."""
+    try:
+        video = decode_video(raw, limits=decoding.video, audio_rate=decoding.audio_rate)
+    except FetchError as exc:
+        raise Rejected(Reason(exc.reason), str(exc)) from exc
+    poster = video.segments[0].keyframe
+    playable = video.mime is not None and len(raw) <= decoding.max_playback_bytes
+    return Content(digest, video=video, thumbnail=thumbnail(DecodedImage(poster, web_ready=False), b""),
+                   playback=raw if playable else None, playback_mime=video.mime if playable else None)
 
 
 def thumbnail(decoded: DecodedImage, raw: bytes) -> bytes:

@@ -76,10 +76,13 @@ class Upsert:
     vectors: dict[str, list[float]]
     model_ids: dict[str, str]
     reused: bool  # no model ran: a metadata-only update
+    segments: dict[str, list[list[float]]] = field(default_factory=dict)  # a video's: <space>_segments -> vectors
 
     @classmethod
-    def of(cls, item: Embeddable, computed: dict[str, list[float]], models: dict[str, str]) -> Upsert:
-        """``computed``: named vector -> the vector a model just made; ``models``: named vector -> model id."""
+    def of(cls, item: Embeddable, computed: dict[str, list[float]], models: dict[str, str], *,
+           segments: dict[str, list[list[float]]] | None = None) -> Upsert:
+        """``computed``: named vector -> the vector a model just made; ``models``: named vector -> model id;
+        ``segments``: a video's segment vectors, one multi-vector per space (they replace all stored ones)."""
         vectors: dict[str, list[float]] = {}
         model_ids: dict[str, str] = {}
         state, content = item.state, item.content
@@ -95,15 +98,16 @@ class Upsert:
                         model_ids[name] = made_by[name]
         mine = {**item.reused, **computed}
         vectors.update(mine)
-        model_ids.update({space: models[space] for space in mine})
-        return cls(item.parsed, item.content, vectors, model_ids, reused=not computed)
+        segments = segments or {}
+        model_ids.update({space: models[space] for space in [*mine, *segments]})
+        return cls(item.parsed, item.content, vectors, model_ids, reused=not computed, segments=segments)
 
     def expected_state(self) -> StoredState:
         """The state this write leaves in the store (what a batch prepared meanwhile must read)."""
         ev = self.parsed.event
         return StoredState(asset_id=ev.asset_id, event_time=ev.event_time, content_hash=self.content.content_hash,
                            model_id=format_model_ids(self.model_ids), vectors=self.vectors,
-                           caption_hash=self.content.caption_hash)
+                           caption_hash=self.content.caption_hash, segments=self.segments)
 
 
 @dataclass(frozen=True)

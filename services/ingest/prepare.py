@@ -14,12 +14,23 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from schemas.asset_event import Modality, Op
 from schemas.dead_letter import Reason
-from services.config import BatchSettings, FetchSettings, caption_vector, takes_captions
+from services.config import (
+    SEGMENTS_SUFFIX,
+    BatchSettings,
+    FetchSettings,
+    caption_vector,
+    segments_vector,
+    takes_captions,
+    takes_video,
+)
 from services.embedding.runner import AsyncEmbedder
 from services.errors import ConfigError
 from services.fetch.fetcher import Fetcher
+from services.fetch.video import VideoLimits
 from services.ingest.collapse import Resolution, candidates_by_asset, resolve
 from services.ingest.content import Content, Decoding, load_bytes, prepare_all, split_sources
 from services.ingest.embed import embed_isolating_poison
@@ -85,6 +96,7 @@ class Preparer:
         self.embedders = {e.space: e for e in embedders}
         self.models = {e.space: e.model_id for e in embedders}  # named vector -> the model that makes it
         self.models |= {caption_vector(e.space): e.model_id for e in embedders if takes_captions(e.modalities)}
+        self.models |= {segments_vector(e.space): e.model_id for e in embedders if takes_video(e.modalities)}
         self.spaces_of: dict[Modality, list[str]] = {}
         self.caption_spaces_of: dict[Modality, list[str]] = {}  # the spaces that embed its assets' captions
         for e in embedders:
@@ -92,6 +104,10 @@ class Preparer:
                 self.spaces_of.setdefault(Modality(modality), []).append(e.space)
                 if modality != "text" and "text" in e.modalities:
                     self.caption_spaces_of.setdefault(Modality(modality), []).append(e.space)
+        # A video is embedded by its keyframes (image spaces) and, when it has sound, by that (audio spaces);
+        # a worker without an image space cannot take videos.
+        if Modality.image in self.spaces_of:
+            self.spaces_of[Modality.video] = [e.space for e in embedders if takes_video(e.modalities)]
         self.fetcher = fetcher
         self.decoding = decoding
         self.multi_tenant = multi_tenant
@@ -104,8 +120,15 @@ class Preparer:
         if len(rates) > 1:
             raise ConfigError(f"the audio spaces expect different sampling rates {sorted(rates)}; xmodal decodes "
                               "each clip once: configure audio models of one rate")
+        video = VideoLimits(
+            max_bytes=fetch.max_video_bytes, max_seconds=fetch.max_video_seconds, max_pixels=fetch.max_video_pixels,
+            max_frames=fetch.max_video_frames, scene_threshold=fetch.segment_scene_threshold,
+            min_segment_s=fetch.segment_min_seconds, max_segment_s=fetch.segment_max_seconds,
+            max_segments=fetch.max_video_segments,
+        )
         return Decoding(max_pixels=fetch.max_pixels, audio_rate=rates.pop() if rates else None,
-                        max_audio_s=fetch.max_audio_seconds, max_audio_bytes=fetch.max_audio_bytes)
+                        max_audio_s=fetch.max_audio_seconds, max_audio_bytes=fetch.max_audio_bytes, video=video,
+                        max_playback_bytes=fetch.max_video_playback_bytes)
 
     async def prepare(self, records: Sequence[Record], read_states: ReadStates) -> Prepared:
         prep = Prepared(records=records, started=time.perf_counter())
@@ -183,6 +206,13 @@ class Preparer:
         """Keep the stored vectors of what did not change (the content, the caption, or both: a metadata-only
         change embeds nothing)."""
         spaces = self.spaces_of[content.modality]
+        if content.video is not None:
+            # A video's vectors are all derived from its segments, which are embedded again on every upsert
+            # (the segment rule's settings may have changed): one write replaces them all.
+            with_sound = content.video.audio is not None
+            todo_video = tuple(s for s in spaces if "image" in self.embedders[s].modalities
+                               or (with_sound and "audio" in self.embedders[s].modalities))
+            return Embeddable(cand, content, state, todo_video, {}, ())
         captioned = self.caption_spaces_of.get(content.modality, []) if content.caption is not None else []
         reused: dict[str, list[float]] = {}
         if state is not None:
@@ -205,6 +235,7 @@ class Preparer:
         prep.plans = [p for p in planned if not isinstance(p, Embeddable)]
         todo = [p for p in planned if isinstance(p, Embeddable)]
         computed: dict[int, dict[str, list[float]]] = {id(p): {} for p in todo}
+        segments: dict[int, dict[str, dict[int, list[float]]]] = {}  # item -> segments vector -> index -> vector
         poisoned: dict[int, str] = {}
         for space, embedder in self.embedders.items():
             for modality, run in (("text", embedder.embed_texts), ("image", embedder.embed_images),
@@ -214,11 +245,16 @@ class Preparer:
                 if modality == "text":  # captions share the text tower's forward passes with text assets
                     jobs += [_Job(p, caption_vector(space), p.content.caption) for p in todo
                              if space in p.caption_todo]
+                if modality in embedder.modalities:  # videos' keyframes or sound share the forward passes
+                    jobs += [_Job(p, segments_vector(space), x, i) for p in todo if space in p.todo
+                             for i, x in enumerate(_segment_inputs(p, modality))]
                 if not jobs:
                     continue
                 vectors, failed = await embed_isolating_poison(run, [job.model_input for job in jobs])
                 for job, vec in zip(jobs, vectors, strict=True):
-                    if vec is not None:
+                    if vec is not None and job.segment >= 0:
+                        segments.setdefault(id(job.item), {}).setdefault(job.vector, {})[job.segment] = vec
+                    elif vec is not None:
                         computed[id(job.item)][job.vector] = vec
                 for idx, error in failed.items():
                     poisoned.setdefault(id(jobs[idx].item), f"{jobs[idx].vector}: {error}")
@@ -227,7 +263,10 @@ class Preparer:
         for item in todo:
             why = poisoned.get(id(item))
             if why is None:
-                prep.plans.append(Upsert.of(item, computed[id(item)], self.models))
+                multi = _ordered(segments.get(id(item), {}))
+                # A video's own vector in each space is the mean of its segments': "the whole video".
+                whole = {vector_space(name): _mean_unit(vecs) for name, vecs in multi.items()}
+                prep.plans.append(Upsert.of(item, {**computed[id(item)], **whole}, self.models, segments=multi))
             else:
                 prep.plans.append(Poisoned(item.parsed, why))
                 prep.letters.append(Letter(item.parsed.record, Reason.poison, why, attempts=2))
@@ -257,8 +296,37 @@ class _Job:
     item: Embeddable
     vector: str
     model_input: Any
+    segment: int = -1  # a video's segment this input is (its keyframe or its sound); -1: not a segment
+
+
+def _segment_inputs(item: Embeddable, modality: str) -> list[Any]:
+    """A video's model inputs for ``modality``: its keyframes (image) or its segments' sound (audio)."""
+    video = item.content.video
+    if video is None:
+        return []
+    if modality == "image":
+        return [s.keyframe for s in video.segments]
+    if modality == "audio" and video.audio is not None:
+        return [video.segment_audio(i) for i in range(len(video.segments))]
+    return []
+
+
+def _ordered(by_index: dict[str, dict[int, list[float]]]) -> dict[str, list[list[float]]]:
+    return {name: [vecs[i] for i in sorted(vecs)] for name, vecs in by_index.items()}
+
+
+def vector_space(segments_name: str) -> str:
+    return segments_name.removesuffix(SEGMENTS_SUFFIX)
+
+
+def _mean_unit(vectors: list[list[float]]) -> list[float]:
+    mean = np.mean(np.asarray(vectors, dtype=np.float32), axis=0)
+    norm = float(np.linalg.norm(mean))
+    return [float(x) for x in (mean / norm if norm > 1e-12 else mean)]
 
 
 def _model_input(item: Embeddable) -> Any:
     c = item.content
+    if c.video is not None:
+        return None  # a video's inputs are its segments' (_segment_inputs)
     return c.image if c.image is not None else c.audio if c.audio is not None else c.text

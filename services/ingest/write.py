@@ -18,7 +18,7 @@ from services.ingest.prepare import Prepared
 from services.ingest.records import AssetKey, DeadLetterSink, IngestStore
 from services.monitoring import metrics
 from services.monitoring.timing import timed
-from services.store import AssetObject, StoreError, UnknownTenant, format_model_ids
+from services.store import AssetObject, StoreError, UnknownTenant, VideoSegments, format_model_ids
 
 _TENANT_WRITES = 4  # tenants of one batch written at once (a multi-tenant batch: one Weaviate batch per tenant)
 
@@ -107,6 +107,7 @@ class Writer:
             event_time=ev.event_time, source_partition=rec.partition, source_offset=rec.offset,
             vectors=plan.vectors, thumbnail=plan.content.thumbnail, indexed_at=indexed_at,
             caption=plan.content.caption, caption_hash=plan.content.caption_hash,
+            segments=_segments_of(plan),
         )
 
     async def _send_letters(self, prep: Prepared, progress: Progress) -> None:
@@ -127,3 +128,13 @@ class Writer:
             if isinstance(r, BaseException):
                 raise r
 
+
+def _segments_of(plan: Upsert) -> VideoSegments | None:
+    video = plan.content.video
+    if video is None:
+        return None
+    return VideoSegments(
+        starts=tuple(s.start_s for s in video.segments), ends=tuple(s.end_s for s in video.segments),
+        vectors=plan.segments, duration_s=video.duration_s, playback=plan.content.playback,
+        playback_mime=plan.content.playback_mime,
+    )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from services.config import caption_vector, takes_captions
+from services.config import caption_vector, segments_space, segments_vector, takes_captions, takes_video
 from services.store.errors import InvalidQuery
 from services.store.filters import FilterExpr
 
@@ -26,7 +26,7 @@ ASSET_NAMESPACE = uuid.UUID("4551ca79-a858-59d1-b54c-3fd642021c35")
 
 MetadataValue = str | bool | int | float | list[str]
 Mode = Literal["vector", "hybrid"]
-Target = Literal["image", "text", "audio", "any"]
+Target = Literal["image", "text", "audio", "video", "any"]
 
 MAX_LIMIT = 1000
 #: Weaviate's default QUERY_MAXIMUM_RESULTS: offset + limit may not go past it.
@@ -36,6 +36,29 @@ MAX_WINDOW = 10_000
 def asset_uuid(asset_id: str) -> uuid.UUID:
     """The Weaviate object uuid of an asset: uuid5 of the asset_id in :data:`ASSET_NAMESPACE`."""
     return uuid.uuid5(ASSET_NAMESPACE, asset_id)
+
+
+@dataclass(frozen=True)
+class VideoSegments:
+    """A video's segments as stored: parallel start and end times (seconds), one vector per segment in each
+    ``<space>_segments`` multi-vector, and the file itself when a browser can play it (``playback``)."""
+
+    starts: tuple[float, ...]
+    ends: tuple[float, ...]
+    vectors: dict[str, list[list[float]]]
+    duration_s: float
+    playback: bytes | None = None
+    playback_mime: str | None = None
+
+
+@dataclass(frozen=True)
+class SegmentMatch:
+    """One segment of a video result: its time span and its cosine similarity to the query."""
+
+    index: int
+    start_s: float
+    end_s: float
+    score: float
 
 
 @dataclass(frozen=True)
@@ -57,6 +80,7 @@ class AssetObject:
     indexed_at: datetime | None = None
     caption: str | None = None  # an image's or a clip's caption; its vectors are the *_caption ones
     caption_hash: str = ""  # "" when there is no caption
+    segments: VideoSegments | None = None  # a video's (written with the object: all replaced at once)
 
 
 @dataclass(frozen=True)
@@ -70,6 +94,7 @@ class StoredState:
     model_id: str
     vectors: dict[str, list[float]] = field(default_factory=dict)
     caption_hash: str = ""
+    segments: dict[str, list[list[float]]] = field(default_factory=dict)  # a video's multi-vectors
 
 
 @dataclass(frozen=True)
@@ -90,6 +115,9 @@ class StoredAsset:
     has_thumbnail: bool
     spaces: tuple[str, ...]  # the named vectors it has (a caption's: <space>_caption)
     caption: str | None = None
+    segments: tuple[tuple[float, float], ...] = ()  # a video's (start, end) times, in seconds
+    duration_s: float | None = None
+    has_playback: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,8 +147,10 @@ class SearchQuery:
     def _problem(self) -> str | None:
         if self.mode not in ("vector", "hybrid"):
             return f"mode must be 'vector' or 'hybrid', not {self.mode!r}"
-        if self.target not in ("image", "text", "audio", "any"):
-            return f"target must be image, text, audio or any, not {self.target!r}"
+        if self.target not in ("image", "text", "audio", "video", "any"):
+            return f"target must be image, text, audio, video or any, not {self.target!r}"
+        if segments_space(self.space) is not None and self.mode != "vector":
+            return "a search of video segments is a vector search"
         if self.mode == "vector" and not self.vector:
             return "a vector search needs a query vector"
         if self.mode == "hybrid" and not (self.text and self.text.strip()):
@@ -151,6 +181,9 @@ class Hit:
     indexed_at: datetime
     content_hash: str = ""
     caption: str | None = None
+    segments: tuple[SegmentMatch, ...] = ()  # a video's segments, best match first
+    duration_s: float | None = None
+    has_playback: bool = False
 
 
 class Embeds(Protocol):
@@ -173,13 +206,15 @@ def vector_dims(spaces: Iterable[Embeds]) -> dict[str, int]:
     >>> class Space:
     ...     def __init__(self, space, dim, modalities): self.space, self.dim, self.modalities = space, dim, modalities
     >>> vector_dims([Space("clip", 512, frozenset({"image", "text"})), Space("t", 8, frozenset({"text"}))])
-    {'clip': 512, 'clip_caption': 512, 't': 8}
+    {'clip': 512, 'clip_caption': 512, 'clip_segments': 512, 't': 8}
     """
     dims: dict[str, int] = {}
     for s in spaces:
         dims[s.space] = s.dim
         if takes_captions(s.modalities):
             dims[caption_vector(s.space)] = s.dim
+        if takes_video(s.modalities):
+            dims[segments_vector(s.space)] = s.dim
     return dims
 
 

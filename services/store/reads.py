@@ -7,12 +7,21 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
+import numpy as np
 from weaviate.classes.query import Filter
 from weaviate.collections.classes.filters import FilterReturn
 
 from services.store.errors import StoreError
 from services.store.filters import to_weaviate
-from services.store.models import Hit, MetadataValue, SearchQuery, StoredAsset, StoredState, asset_uuid
+from services.store.models import (
+    Hit,
+    MetadataValue,
+    SearchQuery,
+    SegmentMatch,
+    StoredAsset,
+    StoredState,
+    asset_uuid,
+)
 from services.store.schema import SchemaView
 
 
@@ -44,7 +53,28 @@ def _time(props: Mapping[str, Any], name: str) -> datetime:
 
 
 def vectors_of(vector: Mapping[str, Any]) -> dict[str, list[float]]:
-    return {name: [float(x) for x in v] for name, v in vector.items()}
+    """The single vectors of an object (a video's multi-vectors are :func:`multi_vectors_of`)."""
+    return {name: [float(x) for x in v] for name, v in vector.items() if not _is_multi(v)}
+
+
+def multi_vectors_of(vector: Mapping[str, Any]) -> dict[str, list[list[float]]]:
+    return {name: [[float(x) for x in row] for row in v] for name, v in vector.items() if _is_multi(v)}
+
+
+def _is_multi(v: Any) -> bool:
+    return len(v) > 0 and isinstance(v[0], list | tuple)
+
+
+def segment_matches(props: Mapping[str, Any], segments: Sequence[Sequence[float]] | None,
+                    query: Sequence[float] | None) -> tuple[SegmentMatch, ...]:
+    """A video's segments with their cosine to ``query`` (unit vectors: the dot product), best first; in time
+    order with score 0 when there are no vectors to score."""
+    starts, ends = props.get("segment_starts") or [], props.get("segment_ends") or []
+    if segments and query is not None and len(segments) == len(starts):
+        scores = np.asarray(segments, dtype=np.float32) @ np.asarray(query, dtype=np.float32)
+        order = sorted(range(len(starts)), key=lambda i: (-float(scores[i]), i))
+        return tuple(SegmentMatch(i, float(starts[i]), float(ends[i]), float(scores[i])) for i in order)
+    return tuple(SegmentMatch(i, float(s), float(e), 0.0) for i, (s, e) in enumerate(zip(starts, ends, strict=False)))
 
 
 def stored_asset(props: Mapping[str, Any], spaces: Sequence[str]) -> StoredAsset:
@@ -63,6 +93,10 @@ def stored_asset(props: Mapping[str, Any], spaces: Sequence[str]) -> StoredAsset
         has_thumbnail=bool(props.get("has_thumbnail")),
         spaces=tuple(sorted(spaces)),
         caption=props.get("caption"),
+        segments=tuple(zip((float(t) for t in props.get("segment_starts") or []),
+                           (float(t) for t in props.get("segment_ends") or []), strict=False)),
+        duration_s=float(props["duration_s"]) if props.get("duration_s") is not None else None,
+        has_playback=bool(props.get("has_playback")),
     )
 
 
@@ -74,6 +108,7 @@ def stored_state(props: Mapping[str, Any], vector: Mapping[str, Any] | None) -> 
         model_id=str(props.get("model_id") or ""),
         vectors=vectors_of(vector) if vector else {},
         caption_hash=str(props.get("caption_hash") or ""),
+        segments=multi_vectors_of(vector) if vector else {},
     )
 
 
@@ -101,7 +136,7 @@ def parse_rfc3339(text: str) -> datetime:
     return datetime.fromisoformat(head + dot + rest)
 
 
-def hit(props: Mapping[str, Any], score: float) -> Hit:
+def hit(props: Mapping[str, Any], score: float, segments: tuple[SegmentMatch, ...] = ()) -> Hit:
     return Hit(
         asset_id=str(props["asset_id"]),
         score=score,
@@ -114,4 +149,7 @@ def hit(props: Mapping[str, Any], score: float) -> Hit:
         indexed_at=_time(props, "indexed_at"),
         content_hash=str(props.get("content_hash") or ""),
         caption=props.get("caption"),
+        segments=segments,
+        duration_s=float(props["duration_s"]) if props.get("duration_s") is not None else None,
+        has_playback=bool(props.get("has_playback")),
     )

@@ -51,7 +51,7 @@ from weaviate.collections.classes.config_vector_index import (
 )
 from weaviate.collections.classes.config_vectors import VectorConfigCreate, VectorConfigUpdate
 
-from services.config import VectorIndexSettings
+from services.config import VectorIndexSettings, segments_space
 from services.errors import ConfigError
 
 # Weaviate rejects property names ending in these (entities/schema/validation.go, v1.39).
@@ -84,6 +84,7 @@ BUILTIN_FIELDS: dict[str, PropKind] = {
 RESULT_PROPERTIES = [
     "asset_id", "modality", "text", "caption", "uri", "metadata_json", "content_hash", "model_id",
     "event_time", "indexed_at", "source_partition", "source_offset", "has_thumbnail",
+    "segment_starts", "segment_ends", "duration_s", "has_playback",
 ]
 STATE_PROPERTIES = ["asset_id", "event_time", "content_hash", "caption_hash", "model_id"]
 
@@ -149,6 +150,13 @@ def base_properties() -> list[Property]:
         Property(name="source_offset", data_type=DataType.INT),
         Property(name="has_thumbnail", data_type=DataType.BOOL),
         Property(name="thumbnail", data_type=DataType.BLOB),
+        # A video's segments: parallel lists, index i is the i-th vector of each <space>_segments multi-vector.
+        Property(name="segment_starts", data_type=DataType.NUMBER_ARRAY, index_filterable=False),
+        Property(name="segment_ends", data_type=DataType.NUMBER_ARRAY, index_filterable=False),
+        Property(name="duration_s", data_type=DataType.NUMBER, index_filterable=True),
+        Property(name="has_playback", data_type=DataType.BOOL),
+        _text("playback_mime", filterable=False),
+        Property(name="playback", data_type=DataType.BLOB),
     ]
 
 
@@ -163,8 +171,22 @@ def meta_property_config(name: str, kind: PropKind) -> Property:
 
 
 def vector_config(space: str, index: VectorIndexSettings | None = None) -> VectorConfigCreate:
-    """One self-provided named vector per embedding space: HNSW, cosine distance, the space's index settings."""
+    """One self-provided named vector per embedding space: HNSW, cosine distance, the space's index settings.
+
+    A video-segments vector (``clip_segments``) is a multi-vector: one vector per segment, scored by MaxSim
+    (for a query of one vector, the largest dot product with any segment; the vectors are unit length, so
+    that is the best segment's cosine), on an HNSW index of its own.
+    """
     index = index or VectorIndexSettings()
+    if segments_space(space) is not None:
+        multi = Configure.MultiVectors.self_provided(
+            name=space, multi_vector_config=Configure.VectorIndex.MultiVector.multi_vector(),
+            vector_index_config=Configure.VectorIndex.hnsw(
+                distance_metric=VectorDistances.COSINE, ef=index.ef, ef_construction=index.ef_construction,
+                max_connections=index.max_connections, quantizer=_quantizer(index),
+            ),
+        )
+        return cast(VectorConfigCreate, multi)
     config = Configure.Vectors.self_provided(
         name=space,
         vector_index_config=Configure.VectorIndex.hnsw(

@@ -24,7 +24,7 @@ from weaviate.collections.classes.config_vectors import VectorConfigCreate
 from weaviate.collections.collection import CollectionAsync
 from weaviate.exceptions import WeaviateInsertManyAllFailedError
 
-from services.config import WeaviateSettings
+from services.config import WeaviateSettings, segments_space, segments_vector
 from services.errors import ConfigError
 from services.lifecycle import AsyncResource
 from services.store.errors import (
@@ -39,7 +39,15 @@ from services.store.errors import (
 from services.store.failures import Call, calling, cause_of_message, is_transient_message, rest_error
 from services.store.models import AssetObject, Hit, SearchQuery, StoredAsset, StoredState, asset_uuid
 from services.store.nodes import NodeClient
-from services.store.reads import hit, rest_state, search_filter, stored_asset, stored_state, vectors_of
+from services.store.reads import (
+    hit,
+    rest_state,
+    search_filter,
+    segment_matches,
+    stored_asset,
+    stored_state,
+    vectors_of,
+)
 from services.store.schema import (
     RESULT_PROPERTIES,
     STATE_PROPERTIES,
@@ -501,6 +509,14 @@ class AssetStore(AsyncResource):
         blob = None if obj is None else obj.properties.get("thumbnail")
         return base64.b64decode(blob) if blob else None
 
+    async def playback(self, asset_id: str, *, tenant: str | None = None) -> tuple[bytes, str] | None:
+        """A video's stored file and its MIME type, for the search page's player; None when there is none."""
+        obj = await self._by_id("get playback", asset_id, tenant, return_properties=["playback", "playback_mime"])
+        blob = None if obj is None else obj.properties.get("playback")
+        if not blob:
+            return None
+        return base64.b64decode(blob), str(obj.properties.get("playback_mime") or "application/octet-stream")
+
     async def vector_of(self, asset_id: str, space: str, *, tenant: str | None = None) -> list[float] | None:
         """The asset's vector in ``space`` (for "more like this"); None if the asset or vector is missing."""
         await self._known_space(space)
@@ -551,11 +567,27 @@ class AssetStore(AsyncResource):
     async def _search(self, q: SearchQuery, common: dict[str, Any]) -> list[Hit]:
         async with self._calling("search", Call.QUERY):
             query = self._reads(q.tenant).query
+            if q.mode == "vector" and segments_space(q.space) is not None:
+                assert q.vector is not None  # SearchQuery checked it
+                # A multi-vector takes a query of vectors: one, so MaxSim is its best dot product with a segment.
+                result = await query.near_vector(
+                    [q.vector], target_vector=q.space, return_metadata=MetadataQuery(distance=True),
+                    include_vector=[q.space], **common,
+                )
+                return [hit(o.properties, -float(o.metadata.distance or 0.0),
+                            segment_matches(o.properties, o.vector.get(q.space), q.vector)) for o in result.objects]
             if q.mode == "vector":
                 assert q.vector is not None  # SearchQuery checked it
+                segments = segments_vector(q.space) if q.target == "video" else None
+                include: bool | list[str] = [segments] if segments in (await self._view()).vectors else False
                 result = await query.near_vector(
-                    q.vector, target_vector=q.space, return_metadata=MetadataQuery(distance=True), **common
+                    q.vector, target_vector=q.space, return_metadata=MetadataQuery(distance=True),
+                    include_vector=include, **common,
                 )
+                if segments is not None:
+                    return [hit(o.properties, self._score(q, o.metadata),
+                                segment_matches(o.properties, o.vector.get(segments), q.vector))
+                            for o in result.objects]
             elif q.vector is not None:
                 result = await query.hybrid(
                     q.text, vector=q.vector, alpha=q.alpha, target_vector=q.space, query_properties=KEYWORD_PROPERTIES,

@@ -16,7 +16,7 @@ from weaviate.classes.data import DataObject
 
 from services.store.errors import MetadataTypeConflict, StoreUnavailable, UnknownTenant, WriteRejected
 from services.store.failures import cause_of_message, is_tenant_not_found, is_transient_message
-from services.store.models import AssetObject, asset_uuid
+from services.store.models import AssetObject, VideoSegments, asset_uuid
 from services.store.schema import (
     PropKind,
     SchemaView,
@@ -66,7 +66,39 @@ def to_weaviate_object(
         "metadata_json": json.dumps(obj.metadata, ensure_ascii=False, separators=(",", ":")),
     }
     props.update(_metadata_properties(obj, schema))
-    return DataObject(properties=props, uuid=asset_uuid(obj.asset_id), vector=_vectors(obj, spaces, schema.vectors))
+    vectors: dict[str, Any] = dict(_vectors(obj, spaces, schema.vectors))
+    video = obj.segments
+    props |= {"segment_starts": None, "segment_ends": None, "duration_s": None, "has_playback": False,
+              "playback": None, "playback_mime": None}
+    if video is not None:
+        vectors |= _segment_vectors(obj.asset_id, video, spaces)
+        props |= {
+            "segment_starts": [float(t) for t in video.starts], "segment_ends": [float(t) for t in video.ends],
+            "duration_s": float(video.duration_s), "has_playback": video.playback is not None,
+            "playback": base64.b64encode(video.playback).decode("ascii") if video.playback is not None else None,
+            "playback_mime": video.playback_mime,
+        }
+    return DataObject(properties=props, uuid=asset_uuid(obj.asset_id), vector=vectors)
+
+
+def _segment_vectors(asset_id: str, video: VideoSegments, spaces: Mapping[str, int]) -> dict[str, list[list[float]]]:
+    """A video's multi-vectors, each with one vector per segment of the configured dimension."""
+    if not video.starts or len(video.starts) != len(video.ends):
+        raise WriteRejected(asset_id, f"a video needs as many segment starts as ends, at least one "
+                            f"({len(video.starts)} starts, {len(video.ends)} ends)")
+    out: dict[str, list[list[float]]] = {}
+    for name, vectors in video.vectors.items():
+        if name not in spaces:
+            raise WriteRejected(asset_id, f"vector space {name!r} is not configured ({sorted(spaces)})")
+        if len(vectors) != len(video.starts):
+            raise WriteRejected(asset_id, f"{name} has {len(vectors)} vectors for {len(video.starts)} segments")
+        for vector in vectors:
+            if len(vector) != spaces[name]:
+                raise WriteRejected(asset_id, f"{name} vector has {len(vector)} dimensions, not {spaces[name]}")
+            if not all(math.isfinite(x) for x in vector):
+                raise WriteRejected(asset_id, f"{name} vector has NaN or infinite values")
+        out[name] = [list(v) for v in vectors]
+    return out
 
 
 def _metadata_properties(obj: AssetObject, schema: SchemaView) -> dict[str, Any]:

@@ -108,3 +108,8 @@ def test_a_caption_vector_has_its_spaces_index_settings_unless_it_has_its_own() 
 def test_a_space_may_not_take_a_caption_vectors_name() -> None:
     with pytest.raises(ValidationError, match="caption vectors"):
         WorkerSettings(spaces={"clip_caption": {"name": "builtin:shapes-clip"}})
+
+
+def test_a_space_may_not_take_a_video_segments_vectors_name() -> None:
+    with pytest.raises(ValidationError, match="video-segment vectors"):
+        WorkerSettings(spaces={"clip_segments": {"name": "builtin:shapes-clip"}})

@@ -133,7 +133,7 @@ async def test_publish_without_kafka_is_503(client: Client) -> None:
              "event_time": "2026-01-01T00:00:00Z"}
     resp = await client.post("/v1/assets", json=event)
     assert resp.status == 503
-    resp = await client.post("/v1/assets", json={**event, "modality": "video"})
+    resp = await client.post("/v1/assets", json={**event, "modality": "hologram"})
     assert resp.status == 400
     assert (await error_of(resp))["details"][0]["path"] == "body.modality"
 

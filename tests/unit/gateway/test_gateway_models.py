@@ -48,7 +48,7 @@ def test_each_query_kind(body: dict[str, Any], kind: str) -> None:
     {"text": "x", "limit": "10"},  # strict JSON: a string is not a number
     {"text": "x", "offset": -1},
     {"text": "x", "offset": 9901},
-    {"text": "x", "target": "video"},
+    {"text": "x", "target": "hologram"},
     {"text": "x", "mode": "bm25"},
     {"text": "x", "alpha": 1.5},
     {"text": "x", "rerank": "yes"},

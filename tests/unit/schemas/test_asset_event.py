@@ -41,7 +41,7 @@ INVALID = {
     "long id": {**BASE, "asset_id": "x" * 257},
     "control char": {**BASE, "asset_id": "a\nb"},
     "bad op": {**BASE, "op": "merge"},
-    "bad modality": {**BASE, "modality": "video"},
+    "bad modality": {**BASE, "modality": "hologram"},
     "naive time": {**BASE, "event_time": "2026-11-27T10:00:00"},
     "bad version": {**BASE, "schema_version": 2},
     "metadata key": {**BASE, "metadata": {"has space": 1}},

@@ -29,7 +29,7 @@ def test_uuid_namespace_is_the_documented_constant() -> None:
         ({"vector": None}, "needs a query vector"),
         ({"mode": "hybrid", "text": " "}, "needs query text"),
         ({"mode": "keyword"}, "mode must be"),
-        ({"target": "video"}, "target must be"),
+        ({"target": "hologram"}, "target must be"),
         ({"alpha": 1.5}, "alpha"),
         ({"limit": 0}, "limit"),
         ({"limit": 5000}, "limit"),
