@@ -66,6 +66,7 @@ class PropKind(StrEnum):
     TEXT = "text"
     TEXT_ARRAY = "text[]"
     NUMBER = "number"
+    NUMBER_ARRAY = "number[]"  # a video's segment times (never a metadata type)
     BOOL = "boolean"
     DATE = "date"
     INT = "int"
