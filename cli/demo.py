@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 QUERIES = ("a photo of a red circle", "a photo of a yellow star", "something blue")
 SOUND_QUERIES = ("a low hum", "three short high beeps", "a rising siren")
+VIDEO_QUERIES = ("a photo of a blue circle", "a photo of a red star")
 SOUNDS_PER_CLASS = 3  # 28 classes: 84 clips and 28 texts
 PER_CLASS = 4  # 24 classes: 96 images and 24 texts
 
@@ -113,6 +114,7 @@ def run_demo() -> int:
     from services.evaluation.golden import DEMO_GOLDEN_FILE
     from services.localstack import LocalStack
     from services.samples import scenes_sample, shapes_sample, sounds_sample
+    from services.video_samples import clips_sample
 
     stack = LocalStack()
     if not stack.healthy():
@@ -124,7 +126,7 @@ def run_demo() -> int:
     golden = g.golden_file or DEMO_GOLDEN_FILE  # the gateway checks the demo's golden queries on a schedule
     _start("gateway", lambda: _http_ok(f"{base}/readyz"), 180, env={"XMODAL_GOLDEN_FILE": str(golden)})
 
-    events = shapes_sample(PER_CLASS) + scenes_sample()
+    events = shapes_sample(PER_CLASS) + scenes_sample() + clips_sample()
     with_audio = any(_takes_audio(m.name) for m in enabled_spaces(w.spaces).values())
     if with_audio:
         events += sounds_sample(SOUNDS_PER_CLASS)
@@ -154,6 +156,11 @@ def run_demo() -> int:
             top = ", ".join(f"{r['metadata'].get('caption')} ({r['score']:.2f})"
                             for r in _search(base, q, "audio", 3)["results"])
             print(f"  {q!r:<28} -> {top}")
+    print("==> sample searches (text -> video: the best segment's time code)")
+    for q in VIDEO_QUERIES:
+        top = ", ".join(f"{r['asset_id']} at {r['start_s']:.1f} s ({r['score']:.2f})"
+                        for r in _search(base, q, "video", 2)["results"])
+        print(f"  {q!r:<28} -> {top}")
     print(f"==> golden queries ({golden}), as `xmodal eval --golden` checks them")
     asyncio.run(check_golden_file(golden, base, api_key=None))
     print(f"""

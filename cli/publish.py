@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from services.publish.sources import Fingerprint, Source
 
 CHUNK = 200  # events per publish_many call when unpaced (paced: a tenth of a second's worth)
-SAMPLES = ("shapes", "scenes", "sounds")
+SAMPLES = ("shapes", "scenes", "sounds", "clips")
 LARGE = 10_000  # events: a source this large without --rate gets a word about live traffic
 
 
@@ -77,7 +77,8 @@ def add_parser(subparsers: Subparsers) -> None:
                    "--per-class images of each plus one caption each, 120 assets by default; scenes: 48 "
                    "classes of harder scenes (sizes, outlines, two things and their relation), --per-class "
                    "pictures of each plus the text of each class; sounds: 28 classes of sounds, --per-class "
-                   "clips of each plus one caption each)")
+                   "clips of each plus one caption each; clips: 6 short videos of a moving shape that changes "
+                   "colour, with a tone that changes with it)")
     p.add_argument("--per-class", type=int, default=None,
                    help="items per class of --sample (default: 4 images per shape class, 3 pictures per scene "
                    "class, 3 clips per sound)")
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             events = [with_tenant(e, args.tenant, f"--sample {args.sample}") for e in events]
         return asyncio.run(publish_events(events, kafka, wait_timeout_s=wait_timeout_s, rate=args.rate))
     if args.source is None:
-        raise ConfigError("give a SOURCE (JSONL file or folder) or --sample shapes|scenes|sounds; "
+        raise ConfigError("give a SOURCE (JSONL file or folder) or --sample shapes|scenes|sounds|clips; "
                           "see xmodal publish --help")
     return publish_source(args.source, kafka, checkpoint=args.checkpoint, restart=args.restart, rate=args.rate,
                           wait_timeout_s=wait_timeout_s, tenant=args.tenant)
@@ -137,6 +138,10 @@ def sample_events(sample: str, *, per_class: int | None = None) -> list[AssetEve
         from services.samples import scenes_sample
 
         return scenes_sample(per_class=per_class or 3)
+    if sample == "clips":
+        from services.video_samples import clips_sample
+
+        return clips_sample()
     from services.samples import sounds_sample
 
     return sounds_sample(per_class or 3)

@@ -14,6 +14,8 @@ by that truth, never by a model:
   the same class.
 - text -> audio, audio -> text, audio -> audio: the sounds' canonical captions and a fresh clip of each
   class; relevant: the clips (or the caption) of the same class.
+- text -> video, image -> video: what each of the clips shows before and after its colour change, and a
+  fresh frame of each side; relevant: the clip that shows it.
 
 qids name the part they test (``t2i-shape-*``, ``t2i-scene-*``, ``t2i-filter-*``, ...), so a report can be
 read by part as well as by direction.
@@ -85,8 +87,9 @@ def _t2i(qid: str, text: str, claim: scenes.Claim, own: str | None, pictures: li
 
 
 def demo_set(*, shapes_per_class: int = 4, scene_classes: int = SCENE_CLASSES,
-             scenes_per_class: int = SCENES_PER_CLASS, sounds: bool = True) -> LabelledSet:
-    """Queries and judgements for the catalogue `xmodal demo` publishes (sounds only when ``sounds``)."""
+             scenes_per_class: int = SCENES_PER_CLASS, sounds: bool = True, videos: bool = True) -> LabelledSet:
+    """Queries and judgements for the catalogue `xmodal demo` publishes (sounds only when ``sounds``, the
+    clips only when ``videos``)."""
     shapes = shapes_entries(shapes_per_class, seed=SEED)
     scene_set = scenes_entries(scene_classes, scenes_per_class, seed=SEED)
     pictures = _images(shapes) + _images(scene_set)
@@ -141,6 +144,8 @@ def demo_set(*, shapes_per_class: int = 4, scene_classes: int = SCENE_CLASSES,
 
     if sounds:
         _sound_queries(add)
+    if videos:
+        _video_queries(add)
     return LabelledSet("demo", queries, qrels)
 
 
@@ -170,3 +175,20 @@ def _sound_queries(add: Add) -> None:
             {captions[s.label]: 1})
         add(EvalQuery(f"a2a-{slug}", "audio->audio", {"audio": {"data": data}, "target": "audio"}),
             {e.event.asset_id: 1 for e in clips if e.sound == s.label})
+
+
+def _video_queries(add: Add) -> None:
+    """text -> video: what each clip shows before and after its change ("a photo of a red circle", "... blue
+    circle"); image -> video: a fresh frame of each clip (another seed) from either side of the change.
+    Relevant: the clip showing it (the other clips never show that colour and shape: services.video_samples)."""
+    from services.video_samples import CLIPS, FPS, frames
+
+    for script in CLIPS:
+        for side, t in (("before", 0.5), ("after", script.duration_s - 0.5)):
+            caption = script.caption_at(t)
+            shows = {c.asset_id: 1 for c in CLIPS if caption in (c.caption_at(0.0), c.caption_at(c.duration_s))}
+            add(EvalQuery(f"t2v-{script.asset_id}-{side}", "text->video",
+                          {"text": f"a photo of {caption}", "target": "video"}), shows)
+            frame = frames(script, seed=QUERY_SEED)[round(t * FPS)]
+            add(EvalQuery(f"i2v-{script.asset_id}-{side}", "image->video",
+                          {"image": {"data": _png(frame)}, "target": "video"}), shows)

@@ -8,6 +8,8 @@ A golden file is YAML: a list of entries, each a ``name``, a ``request`` (a /v1/
 - ``top_any: {k: 3, metadata: {color: red}}``: at least one of the top k has them;
 - ``min_results: n``: at least n results;
 - ``top1: id``: this asset id comes first.
+- ``top1_at: {from_s: 2.0, to_s: 3.0}``: the first result is a video whose best-matching moment (its
+  ``start_s``) lies within these seconds, both included.
 
 A metadata value matches when it is equal, or when the stored value is a list holding it (as the store's
 ``eq`` filter does). Unknown keys are an error naming the entry and the key: a typo must not turn a check off.
@@ -78,6 +80,12 @@ class TopMetadata(BaseModel):
     metadata: Annotated[dict[str, Wanted], Field(min_length=1)]
 
 
+class TimeSpan(BaseModel):
+    model_config = _FORBID
+    from_s: float = Field(ge=0)
+    to_s: float = Field(ge=0)
+
+
 class Expect(BaseModel):
     """The predicates of one golden query; every one given must hold."""
 
@@ -87,6 +95,7 @@ class Expect(BaseModel):
     top_any: TopMetadata | None = None
     min_results: int | None = Field(None, ge=0)
     top1: str | None = Field(None, min_length=1)
+    top1_at: TimeSpan | None = None
 
     @model_validator(mode="after")
     def _something(self) -> Expect:
@@ -185,6 +194,8 @@ def _known(loc: tuple[int | str, ...]) -> list[str]:
             model = IdsInTop
         elif part in ("top_all", "top_any"):
             model = TopMetadata
+        elif part == "top1_at":
+            model = TimeSpan
     return list(model.model_fields)
 
 
@@ -217,6 +228,7 @@ def failure_reason(golden: GoldenQuery, response: dict[str, Any]) -> str | None:
         _ids_in_top(e.ids_in_top, results) if e.ids_in_top is not None else None,
         _top_all(e.top_all, results) if e.top_all is not None else None,
         _top_any(e.top_any, results) if e.top_any is not None else None,
+        _top1_at(e.top1_at, results) if e.top1_at is not None else None,
     ) if r is not None]
     return "; ".join(reasons) or None
 
@@ -262,6 +274,17 @@ def _top1(wanted: str, results: list[dict[str, Any]]) -> str | None:
         return f"top1: no results, {wanted!r} wanted first"
     first = str(results[0].get("asset_id"))
     return None if first == wanted else f"top1: {first!r} came first, not {wanted!r}"
+
+
+def _top1_at(span: TimeSpan, results: list[dict[str, Any]]) -> str | None:
+    if not results:
+        return "top1_at: no results"
+    start = results[0].get("start_s")
+    if not isinstance(start, int | float):
+        return f"top1_at: the first result ({results[0].get('asset_id')!r}) has no time code (not a video)"
+    if span.from_s <= start <= span.to_s:
+        return None
+    return f"top1_at: the first result's best moment is {start:g} s, not within {span.from_s:g}-{span.to_s:g} s"
 
 
 def _ids_in_top(p: IdsInTop, results: list[dict[str, Any]]) -> str | None:

@@ -30,7 +30,7 @@ from services.evaluation.errors import LabelledSetError
 
 #: Every direction a query can have, in the order reports list them: query modality -> result modality.
 DIRECTIONS: Final = ("text->image", "image->text", "image->image", "text->audio", "audio->text",
-                     "audio->audio", "text->text")
+                     "audio->audio", "text->text", "text->video", "image->video")
 QUERIES_FILE: Final = "queries.jsonl"
 QRELS_FILE: Final = "qrels.txt"
 #: Request keys the evaluation sets itself, with the flag that chooses each.

@@ -9,6 +9,7 @@ import pytest
 from services.evaluation.demo import demo_set
 from services.evaluation.sets import LabelledSet, load_set, write_set
 from services.samples import scenes_sample, shapes_sample, sounds_sample
+from services.video_samples import clips_sample
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def labelled() -> LabelledSet:
 
 def test_every_direction_has_queries_and_every_query_an_answer(labelled: LabelledSet) -> None:
     assert labelled.directions() == ["text->image", "image->text", "image->image", "text->audio", "audio->text",
-                                     "audio->audio"]
+                                     "audio->audio", "text->video", "image->video"]
     for q in labelled.queries:
         assert any(rel >= 1 for rel in labelled.qrels[q.qid].values()), q.qid
         assert q.request["target"] == q.target
@@ -27,7 +28,7 @@ def test_every_direction_has_queries_and_every_query_an_answer(labelled: Labelle
 
 
 def test_judgements_name_assets_the_demo_publishes(labelled: LabelledSet) -> None:
-    published = {e.asset_id: e for e in shapes_sample() + scenes_sample() + sounds_sample()}
+    published = {e.asset_id: e for e in shapes_sample() + scenes_sample() + sounds_sample() + clips_sample()}
     for q in labelled.queries:
         for asset_id in labelled.qrels[q.qid]:
             assert asset_id in published, (q.qid, asset_id)
@@ -57,3 +58,10 @@ def test_the_set_exports_and_loads_back(labelled: LabelledSet, tmp_path: Path) -
     again = load_set(tmp_path / "demo")
     assert [q.qid for q in again.queries] == [q.qid for q in labelled.queries]
     assert again.qrels == labelled.qrels
+
+
+def test_video_queries_judge_the_clip_that_shows_it(labelled: LabelledSet) -> None:
+    t2v = {q.qid: q for q in labelled.of_direction("text->video")}
+    assert t2v["t2v-clip-circle-red-blue-after"].request["text"] == "a photo of a blue circle"
+    assert labelled.qrels["t2v-clip-circle-red-blue-after"] == {"clip-circle-red-blue": 1}
+    assert len(labelled.of_direction("image->video")) == len(t2v) == 12

@@ -67,7 +67,7 @@ def test_load_reads_every_entry_in_order(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "wanted"), [
     ("- name: typo\n  request: {text: x}\n  expect: {top_alll: {k: 3, metadata: {color: red}}}",
      "entry 1 ('typo'): unknown key 'expect.top_alll' (known here: ids_in_top, top_all, top_any, min_results, "
-     "top1)"),
+     "top1, top1_at)"),
     ("- name: deep\n  request: {text: x}\n  expect: {top_all: {k: 3, metadata: {color: red}, n: 1}}",
      "entry 1 ('deep'): unknown key 'expect.top_all.n' (known here: k, metadata)"),
     ("- name: ok\n  request: {text: x}\n  expect: {top1: a}\n- name: top\n  request: {text: x}\n  expect: {top1: a}"
@@ -100,7 +100,7 @@ def test_a_missing_file_says_what_to_set(tmp_path: Path) -> None:
 def test_the_demo_file_loads() -> None:
     goldens = load_golden(DEMO_GOLDEN_FILE)
     assert len(goldens) >= 5
-    assert all(g.request.get("target") in ("image", "text", "audio") for g in goldens)
+    assert all(g.request.get("target") in ("image", "text", "audio", "video") for g in goldens)
 
 
 # --- predicates ------------------------------------------------------------------------------------------
@@ -212,3 +212,17 @@ async def test_all_passing_is_ok() -> None:
 
     report = await check_golden(GOLDENS[:1], search)
     assert report.ok and report.ratio == 1.0 and report.failed == []
+
+
+def test_top1_at_checks_the_first_videos_time_code() -> None:
+    from services.evaluation.golden import failure_reason, parse_golden
+
+    [golden] = parse_golden("""
+- name: turns blue
+  request: {text: a photo of a blue circle, target: video}
+  expect:
+    top1_at: {from_s: 2.0, to_s: 2.5}
+""")
+    assert failure_reason(golden, {"results": [{"asset_id": "v", "start_s": 2.0}]}) is None
+    assert "1.5 s, not within 2-2.5 s" in str(failure_reason(golden, {"results": [{"asset_id": "v", "start_s": 1.5}]}))
+    assert "no time code" in str(failure_reason(golden, {"results": [{"asset_id": "img"}]}))

@@ -56,7 +56,7 @@ def test_bad_json_names_the_file_and_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("query", "expected"), [
-    (_q(direction="text->video"), "unknown direction 'text->video'; use one of text->image, image->text"),
+    (_q(direction="text->hologram"), "unknown direction 'text->hologram'; use one of text->image, image->text"),
     (_q(direction="image->text"), "a image->text query's request holds exactly one query, 'image' (got ['text'])"),
     (_q(request={"text": "a", "image": {"data": "x"}}), "holds exactly one query, 'text' (got ['text', 'image'])"),
     (_q(request={"text": "a", "target": "text"}), "request.target 'text' contradicts direction text->image"),
