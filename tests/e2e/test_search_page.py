@@ -31,7 +31,7 @@ from services.embedding.shapes import world
 from services.embedding.sounds import world as sounds_world
 from services.gateway.server import create_app, serving, started_deps
 from services.localstack import LocalStack
-from services.store import AssetStore
+from services.store import AssetStore, vector_dims
 from services.store.models import AssetObject
 from tests.harness.catalogue import index_shapes_sample, index_sounds_sample
 
@@ -55,13 +55,16 @@ class Served:
 
 
 @asynccontextmanager
-async def gateway(stack: LocalStack, space: str, model: ModelSettings, index: Indexer) -> AsyncIterator[Served]:
-    """A gateway whose one space is ``space`` (``model``), over a new collection filled by ``index``."""
+async def gateway(stack: LocalStack, space: str, model: ModelSettings, index: Indexer, *,
+                  all_vectors: bool = False) -> AsyncIterator[Served]:
+    """A gateway whose one space is ``space`` (``model``), over a new collection filled by ``index``; with
+    ``all_vectors`` the collection has every named vector of the space (captions', videos' segments)."""
     w = stack.s.weaviate.model_copy(update={"collection": f"Page{uuid.uuid4().hex[:10]}"})
     settings = GatewaySettings(weaviate=w, kafka=stack.s.kafka, spaces={space: model})
     embedder = await asyncio.to_thread(load_embedder, settings.spaces[space])
     try:
-        async with AssetStore(w, {embedder.space: embedder.dim}) as store:
+        dims = vector_dims([embedder]) if all_vectors else {embedder.space: embedder.dim}
+        async with AssetStore(w, dims) as store:
             assets = await index(store, embedder)
         async with started_deps(settings, [embedder]) as deps, serving(create_app(settings, deps)) as base:
             yield Served(base, assets)

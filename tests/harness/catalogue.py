@@ -18,6 +18,8 @@ import base64
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
 from schemas.asset_event import AssetEvent, Modality
 from services.embedding.model import Embedder
 from services.ingest.content import Content, Decoding, content_hash, prepare
@@ -87,4 +89,40 @@ async def _index(store: AssetStore, embedder: Embedder, events: Sequence[AssetEv
     failures = await store.write(objects, [])
     if failures:
         raise RuntimeError(f"the sample could not be stored: {failures}")
+    return objects
+
+
+def clip_objects(embedder: Embedder) -> list[AssetObject]:
+    """The clips sample (services.video_samples) as objects: keyframes embedded by ``embedder`` (an image space),
+    segments and playback as the worker stores them. Blocks (decoding, the model)."""
+    from services.store.models import VideoSegments
+    from services.video_samples import clips_sample
+
+    objects = []
+    for n, ev in enumerate(clips_sample(now=SAMPLE_START)):
+        content = prepare(ev, base64.b64decode(ev.data or ""), Decoding(max_pixels=MAX_PIXELS))
+        video = content.video
+        assert video is not None
+        segments = embedder.embed_images([s.keyframe for s in video.segments]).tolist()
+        mean = np.mean(np.asarray(segments), axis=0)
+        objects.append(AssetObject(
+            asset_id=ev.asset_id, modality="video", text=None, uri=None, metadata={**ev.metadata, "n": n},
+            content_hash=content.content_hash, model_id=embedder.model_id, event_time=SAMPLE_START,
+            source_partition=n % SAMPLE_PARTITIONS, source_offset=n,
+            vectors={embedder.space: [float(x) for x in mean / np.linalg.norm(mean)]}, thumbnail=content.thumbnail,
+            segments=VideoSegments(
+                starts=tuple(s.start_s for s in video.segments), ends=tuple(s.end_s for s in video.segments),
+                vectors={f"{embedder.space}_segments": segments}, duration_s=video.duration_s,
+                playback=content.playback, playback_mime=content.playback_mime),
+        ))
+    return objects
+
+
+async def index_clips_sample(store: AssetStore, embedder: Embedder) -> list[AssetObject]:
+    """Write the clips sample into ``store`` (``embedder``: the image space's model)."""
+    objects = await asyncio.to_thread(clip_objects, embedder)
+    await store.ensure_collection()
+    failures = await store.write(objects, [])
+    if failures:
+        raise RuntimeError(f"the clips could not be stored: {failures}")
     return objects

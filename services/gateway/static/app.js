@@ -4,7 +4,7 @@
 const PAGE_SIZE = 24;
 const MAX_CHIPS = 4; // metadata values shown on a card; the rest are in the asset's JSON
 const MAX_ENTRIES = 50; // history entries whose query is remembered in memory (each may hold a File)
-const TARGETS = ["image", "text", "audio", "any"];
+const TARGETS = ["image", "text", "audio", "video", "any"];
 const DEFAULT_TARGET = "image";
 const AUDIO_NAME = /\.(wav|flac|ogg|opus|mp3)$/i; // browsers leave the type empty for some of these
 const CAPTION_KEYS = ["caption", "description", "title"]; // metadata shown as an audio result's text
@@ -273,8 +273,68 @@ function textMedia(r) {
   return [p];
 }
 
+function seconds(t) {
+  return `${t.toFixed(1)} s`;
+}
+
+// A video's card: its poster frame with the best match's time code; a click puts the player in its place,
+// playing from that moment. The segments below it (best first) seek the player to theirs.
+function videoMedia(r) {
+  const poster = document.createElement("button");
+  poster.type = "button";
+  poster.className = "poster";
+  poster.setAttribute("aria-label", `Play ${r.asset_id} from ${seconds(r.start_s || 0)}`);
+  const img = document.createElement("img");
+  img.alt = r.asset_id;
+  if (r.preview) loadMedia(img, r.preview);
+  const badge = document.createElement("span");
+  badge.className = "timecode";
+  badge.textContent = `\u25B6 ${seconds(r.start_s || 0)}`;
+  poster.append(img, badge);
+  if (r.video) poster.addEventListener("click", () => playFrom(poster, r, r.start_s || 0));
+  else poster.disabled = true; // not stored for playback (too big, or a format browsers do not play)
+  return [poster];
+}
+
+function playFrom(el, r, start) {
+  let player = el.closest(".media").querySelector("video");
+  if (!player) {
+    player = document.createElement("video");
+    player.controls = true;
+    player.muted = true; // autoplay needs it; the controls unmute
+    player.playsInline = true;
+    player.preload = "auto";
+    player.setAttribute("aria-label", `Video ${r.asset_id}`);
+    el.replaceWith(player);
+    loadMedia(player, r.video);
+  }
+  const seek = () => {
+    player.currentTime = start;
+    player.play().catch(() => {}); // a browser that refuses to autoplay still shows the frame at `start`
+  };
+  if (player.readyState >= 1) seek();
+  else player.addEventListener("loadedmetadata", seek, { once: true });
+}
+
+function segmentsOf(r, media) {
+  const list = document.createElement("div");
+  list.className = "segments";
+  for (const s of r.segments || []) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "segment";
+    b.title = `score ${s.score.toFixed(3)}`;
+    b.textContent = `${seconds(s.start_s)}\u2013${seconds(s.end_s)}`;
+    b.disabled = !r.video;
+    b.addEventListener("click", () => playFrom(media.firstElementChild, r, s.start_s));
+    list.append(b);
+  }
+  return list;
+}
+
 function mediaOf(r) {
   if (r.modality === "audio") return soundMedia(r);
+  if (r.modality === "video") return videoMedia(r);
   return r.preview ? imageMedia(r) : textMedia(r);
 }
 
@@ -316,6 +376,9 @@ function render(results) {
       caption.className = "image-caption";
       caption.textContent = r.caption;
       card.querySelector(".info").insertBefore(caption, card.querySelector(".meta"));
+    }
+    if (r.modality === "video") {
+      card.querySelector(".info").insertBefore(segmentsOf(r, media), card.querySelector(".meta"));
     }
     chips(card.querySelector(".meta"), r, media.textContent);
     card.querySelector(".more").addEventListener("click", () => moreLikeThis(r));
