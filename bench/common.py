@@ -57,6 +57,28 @@ def audio_events(n: int, *, seed: int = 3) -> list[AssetEvent]:
     return out
 
 
+def video_events(n: int) -> list[AssetEvent]:
+    """``n`` videos: the clips sample's files (services.video_samples) in turn, every one a new asset."""
+    from services.video_samples import CLIPS, clip_bytes
+
+    files = [base64.b64encode(clip_bytes(c)).decode() for c in CLIPS]
+    return [AssetEvent.model_validate({
+        "schema_version": 1, "asset_id": f"vid-{i}", "op": "upsert", "modality": "video",
+        "data": files[i % len(files)], "event_time": datetime.now(UTC), "metadata": {"i": i}}) for i in range(n)]
+
+
+def video_segments(events: list[AssetEvent]) -> int:
+    """Segments the worker cuts ``events``' videos into with the default settings (each distinct file decoded
+    once: the same rule, so the same count as the worker's)."""
+    from services.fetch.video import VideoLimits, decode_video
+
+    counts: dict[str, int] = {}
+    for ev in events:
+        if ev.data is not None and ev.data not in counts:
+            counts[ev.data] = len(decode_video(base64.b64decode(ev.data), limits=VideoLimits()).segments)
+    return sum(counts[ev.data] for ev in events if ev.data is not None)
+
+
 @dataclass
 class Paced:
     """What one paced publish saw: each event's publish -> committed time (with a lane), and how well the

@@ -47,6 +47,12 @@ def ingest_rows(out: dict[str, Any]) -> list[Row]:
     if audio:
         rows.append(Row("xmodal worker, audio clips (decode, preview, embed)", _rate(audio["events_per_s"]),
                         f"{audio['events']} clips of 1-2 s, {audio['batches']} batches"))
+    video = out.get("worker_video_throughput")
+    if video:
+        rows.append(Row("xmodal worker, videos (decode, segment, embed keyframes and sound)",
+                        f"{video['events_per_s']:,.1f} clips/s",
+                        f"{video['events']} clips of 4 s with sound, {video['segments_per_s']:,.1f} segments/s "
+                        f"({video['segments']} segments), {video['batches']} batches"))
     return rows
 
 

@@ -8,7 +8,9 @@ Every ratio compares figures measured in this run on this machine (figures move 
    half texts. Its rate is "the worker's maximum" the freshness runs below take fractions of.
 3. naive loop: the seed's loop on the first --naive-events of the same events, same models and store code:
    consume one, embed it, insert one object, commit, repeat (bench/naive_loop.py). Target: worker >= 10x it.
-4. audio: the worker on --clips clips of 1-2 s (decode, preview, embed in clap).
+4. audio: the worker on --clips clips of 1-2 s (decode, preview, embed in clap); video: the worker on --videos
+   4 s clips (decode, cut into segments, embed each keyframe in clip and each segment's sound in clap),
+   as clips/s and segments/s.
 5. freshness (indexed_at - Kafka timestamp, from the worker's histogram), p50/p99, one worker, open-loop
    publishing at --rate events/s, then at 50% and 80% of the maximum from 2., --seconds each.
    Targets: p99 <= 150 ms at --rate and at 50%, <= 500 ms at 80%.
@@ -49,6 +51,8 @@ from bench.common import (
     percentile,
     publish_paced,
     sample_events,
+    video_events,
+    video_segments,
 )
 from bench.cpu import CpuWindow, stack_processes
 from bench.gateway_bench import GatewayPlan, bench_gateway
@@ -175,6 +179,12 @@ async def main(args: argparse.Namespace) -> int:
         out["worker_throughput"] = await bench_worker_throughput(tmp, events)
         out["naive_loop"] = await bench_naive(tmp, events[:args.naive_events])
         out["worker_audio_throughput"] = await bench_worker_throughput(tmp, audio_events(args.clips))
+        if args.videos:
+            videos = video_events(args.videos)
+            run = await bench_worker_throughput(tmp, videos)
+            segments = video_segments(videos)
+            out["worker_video_throughput"] = run | {
+                "segments": segments, "segments_per_s": round(segments / run["seconds"], 1)}
         rates = report.freshness_rates(args.rate, out["worker_throughput"]["events_per_s"])
         labels = ["fixed", "50% of max", "80% of max"]
         out["freshness"] = await bench_freshness(rates, labels, args.seconds, tmp)
@@ -212,6 +222,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--naive-events", type=int, default=600, help="events of the naive loop: the first N of the "
                    "worker's (default 600; ~35/s here, so ~20 s)")
     p.add_argument("--clips", type=int, default=600, help="audio clips of the audio run (default 600)")
+    p.add_argument("--videos", type=int, default=120, help="videos of the video run: the clips sample's 4 s "
+                   "WebMs with sound, again under new ids (default 120; 0 skips it)")
     p.add_argument("--rate", type=float, default=200.0, help="fixed events/s of the first freshness run "
                    "(default 200; the other two are 50%% and 80%% of the worker's measured maximum)")
     p.add_argument("--seconds", type=float, default=15.0, help="length of each freshness run (default 15)")

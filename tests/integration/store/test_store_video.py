@@ -56,7 +56,8 @@ async def test_segments_are_added_to_an_old_collection_and_searched_by_their_bes
         assert [h.asset_id for h in hits] == ["vid-1"]  # the image has no segments: not a candidate
         [hit] = hits
         assert hit.score == pytest.approx(max(np.asarray(segs) @ query), abs=1e-5)  # MaxSim = the best dot
-        assert [(m.index, m.start_s, m.end_s) for m in hit.segments][0] == (2, 2.5, 4.0)
+        best = hit.segments[0]
+        assert (best.index, best.start_s, best.end_s) == (2, 2.5, 4.0)
         assert hit.has_playback and hit.duration_s == 4.0
         assert await store.playback("vid-1") == (b"\x1aE\xdf\xa3webm", "video/webm")
 
