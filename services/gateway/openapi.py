@@ -114,8 +114,10 @@ def _search_params() -> list[dict[str, Any]]:
     return [
         _query("q", {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": r"\S"},
                "The text to search for.", required=True),
-        _query("target", {"type": "string", "enum": ["image", "text", "audio", "any"], "default": "any"},
+        _query("target", {"type": "string", "enum": ["image", "text", "audio", "video", "any"], "default": "any"},
                "Modality of the results."),
+        _query("granularity", {"type": "string", "enum": ["segment", "video"], "default": "segment"},
+               "target video: rank by the best segment or by the whole video (see SearchRequest)."),
         _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 10}, "Page size."),
         _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}, "Skip."),
         _query("mode", {"type": "string", "enum": ["vector", "hybrid"], "default": "vector"}, "Search mode."),

@@ -164,7 +164,8 @@ async def search_get(request: web.Request) -> web.Response:
         raise BadRequest("query.q: give the text to search for, e.g. /v1/search?q=red+shoes",
                          details=[{"path": "query.q", "message": "Field required"}])
     data: dict[str, Any] = {"text": params["q"]}
-    for name in ("target", "limit", "offset", "mode", "alpha", "space", "part", "rerank", "rerank_top_n"):
+    for name in ("target", "granularity", "limit", "offset", "mode", "alpha", "space", "part", "rerank",
+                 "rerank_top_n"):
         if name in params:
             data[name] = params[name]
     try:

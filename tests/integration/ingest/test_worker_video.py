@@ -227,3 +227,11 @@ async def test_bad_videos_become_the_right_dead_letters_and_the_rest_is_stored(
     assert "no video stream" in errors["vid-audio-only"] and "truncated" in errors["vid-truncated"]
     assert "14400" in errors["vid-4-hours"]
     assert stored == {"vid-good"}
+
+
+async def test_video_searches_refuse_what_they_cannot_do(library: Library) -> None:
+    for body, says in (({"mode": "hybrid"}, "vector only"), ({"part": "caption"}, "no captions")):
+        async with library.http.post(f"{library.gateway.url}/v1/search",
+                                     json={"text": "a red circle", "target": "video", **body}) as resp:
+            error = (await resp.json())["error"]
+            assert resp.status == 400 and says in error["message"], error
