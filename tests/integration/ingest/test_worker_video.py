@@ -235,3 +235,17 @@ async def test_video_searches_refuse_what_they_cannot_do(library: Library) -> No
                                      json={"text": "a red circle", "target": "video", **body}) as resp:
             error = (await resp.json())["error"]
             assert resp.status == 400 and says in error["message"], error
+
+
+async def test_the_demo_sets_video_queries_are_answered_first_time(library: Library) -> None:
+    """`xmodal eval`'s text -> video and image -> video queries, through the same runner, on this index."""
+    from services.evaluation.demo import demo_set
+    from services.evaluation.runner import run_queries
+
+    labelled = demo_set(sounds=False)
+    queries = labelled.of_direction("text->video") + labelled.of_direction("image->video")
+    run = await run_queries(library.gateway.url, queries, api_key=None, k=3, progress=False)
+    assert not run.failed and len(run.answered) == len(queries) == 24
+    qrels = labelled.qrels
+    first = {a.qid: a.ranking[0] for a in run.answered}
+    assert all(qrels[qid].get(top, 0) >= 1 for qid, top in first.items()), first  # R@1 = 1 in both directions
