@@ -282,8 +282,6 @@ class Searcher:
             raise BadRequest("videos are searched by vector only; leave `mode` out (or vector)")
         if opts.part not in (None, "content"):
             raise BadRequest("videos have no captions: leave `part` out with target video")
-        if opts.rerank:
-            raise BadRequest("videos are not re-ranked yet: leave `rerank` out with target video")
         space = segments_vector(encoder.space) if opts.granularity == "segment" else encoder.space
         query = SearchQuery(vector=vector, space=space, target="video", filters=opts.filters, limit=limit,
                             offset=offset, exclude_ids=exclude, tenant=q.tenant)

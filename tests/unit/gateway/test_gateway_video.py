@@ -48,3 +48,9 @@ def test_segments_are_scored_against_the_query_best_first() -> None:
 def test_a_video_search_request_validates() -> None:
     req = SearchRequest.model_validate({"text": "a blue circle", "target": "video", "granularity": "video"})
     assert req.target == "video" and req.granularity == "video"
+
+
+def test_the_reranker_leaves_videos_in_their_retrieval_places() -> None:
+    from services.gateway.rerank import candidate
+
+    assert candidate(video_hit(), frozenset({"image", "text"})) is None
