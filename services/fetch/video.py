@@ -138,17 +138,25 @@ def _decode(raw: bytes, limits: VideoLimits, audio_rate: int | None) -> DecodedV
         stream = container.streams.video[0]
         header_s = _check_header(container, stream, limits)
         audio = container.streams.audio[0] if audio_rate is not None and container.streams.audio else None
+        if audio is not None and not _decodable(audio):
+            audio = None  # a sound track no decoder reads: the video is still searched by its frames
         try:
             return _read(container, stream, audio, audio_rate=audio_rate, header_s=header_s, limits=limits)
         except av.error.FFmpegError as exc:
             raise FetchError(Reason.undecodable, f"corrupt {stream.codec_context.name} video: {exc}") from exc
 
 
+def _decodable(stream: av.AudioStream) -> bool:
+    ctx = stream.codec_context
+    return ctx is not None and ctx.codec is not None and bool(ctx.codec.is_decoder)
+
+
 def _check_header(container: av.container.InputContainer, stream: av.VideoStream, limits: VideoLimits) -> float:
     """The duration the header gives (0: none), after checking it, the frame size and count against the limits."""
     ctx = stream.codec_context
     if ctx is None or ctx.codec is None or not ctx.codec.is_decoder:
-        raise FetchError(Reason.undecodable, f"no decoder for the video codec {stream.codec_context}; {_HINT}")
+        raise FetchError(Reason.undecodable, f"no decoder for this video's codec (not one the bundled FFmpeg "
+                         f"knows); {_HINT} (VP8/VP9, AV1, H.264 or MPEG-4)")
     if ctx.width * ctx.height > limits.max_pixels:
         raise FetchError(Reason.too_large, f"video frames of {ctx.width}x{ctx.height}; at most {limits.max_pixels} "
                          "pixels (XMODAL_FETCH__MAX_VIDEO_PIXELS)")

@@ -42,3 +42,12 @@ def audio_only(seconds: float = 1.0) -> bytes:
         for packet in stream.encode(None):
             out.mux(packet)
     return buf.getvalue()
+
+
+def unknown_codec() -> bytes:
+    """A sample clip whose Matroska CodecID names a codec FFmpeg does not know (V_VP9 -> V_ZZ9)."""
+    from services.video_samples import clip_bytes
+
+    raw = clip_bytes(CLIPS[0], with_sound=False)
+    assert raw.count(b"V_VP9") == 1
+    return raw.replace(b"V_VP9", b"V_ZZ9")

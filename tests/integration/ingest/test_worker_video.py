@@ -26,7 +26,7 @@ from services.store import AssetStore, vector_dims
 from services.video_samples import CLIPS, ClipScript, clip_bytes, clips_sample, frames
 from tests.harness.gateways import GatewayProcess, start_gateway, wait_ready
 from tests.harness.lanes import Lane, WorkerProcess, read_dead_letters, wait_stored
-from tests.harness.videos import audio_only, claims_hours
+from tests.harness.videos import audio_only, claims_hours, unknown_codec
 
 pytestmark = pytest.mark.integration
 T = datetime(2026, 12, 2, 10, tzinfo=UTC)
@@ -205,6 +205,7 @@ async def test_bad_videos_become_the_right_dead_letters_and_the_rest_is_stored(
         "vid-audio-only": (audio_only(), "undecodable"),
         "vid-4-hours": (claims_hours(4.0), "too_large"),
         "vid-text": (b"this is not a video\n" * 40, "undecodable"),
+        "vid-no-codec": (unknown_codec(), "undecodable"),
     }
     lane = Lane(unique_name, tmp_path)
     await lane.create_topics()

@@ -10,7 +10,7 @@ from schemas.dead_letter import Reason
 from services.fetch.errors import FetchError
 from services.fetch.video import VideoLimits, decode_video
 from services.video_samples import CLIPS, ClipScript, clip_bytes, encode_webm, frames
-from tests.harness.videos import audio_only, claims_hours
+from tests.harness.videos import audio_only, claims_hours, unknown_codec
 
 
 def reason(raw: bytes, limits: VideoLimits | None = None) -> tuple[Reason, str]:
@@ -54,6 +54,7 @@ def test_the_generator_is_deterministic() -> None:
     ("text", b"not a video at all\n" * 30, Reason.undecodable, "not a readable video"),
     ("audio only", audio_only(), Reason.undecodable, "no video stream (it holds only sound"),
     ("four hours", claims_hours(4.0), Reason.too_large, "its header says 14400"),
+    ("unknown codec", unknown_codec(), Reason.undecodable, "no decoder for this video's codec"),
 ])
 def test_bad_files_become_the_right_reason(name: str, raw: bytes, want: Reason, says: str) -> None:
     got, message = reason(raw)
@@ -80,3 +81,10 @@ def test_an_odd_size_decodes_too() -> None:
     images = [f.resize((96, 54)) for f in frames(CLIPS[1])[:8]]
     video = decode_video(encode_webm(images), limits=VideoLimits())
     assert video.width == 96 and video.height == 54 and video.segments[0].keyframe.size == (96, 54)
+
+
+def test_a_sound_track_without_a_decoder_leaves_the_frames_searchable() -> None:
+    raw = clip_bytes(CLIPS[0])
+    assert raw.count(b"A_OPUS") == 1
+    video = decode_video(raw.replace(b"A_OPUS", b"A_ZZUS"), limits=VideoLimits(), audio_rate=16_000)
+    assert len(video.segments) == 2 and video.audio is None
