@@ -159,3 +159,12 @@ def test_freshness_rows_show_the_mean_batch_and_where_a_batch_went() -> None:
     row = rows["  mean batch time at 200/s"]
     assert row.value == "90 ms" and row.note.startswith("queue_wait 30, embed 40, upsert 12 ms")
     assert "  mean batch time at 225/s" not in rows  # a run without the breakdown (older JSON) has no row
+
+
+def test_the_video_row_gives_clips_and_segments_per_second() -> None:
+    run = _run()
+    run["worker_video_throughput"] = {"events": 120, "events_per_s": 21.4, "batches": 2, "segments": 240,
+                                      "segments_per_s": 42.7}
+    rows = {r.measure: r for r in build_rows(run)}
+    row = rows["xmodal worker, videos (decode, segment, embed keyframes and sound)"]
+    assert row.value == "21.4 clips/s" and "42.7 segments/s (240 segments)" in row.note
