@@ -21,10 +21,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from schemas.asset_event import AssetEvent, Modality
+from services.config import segments_vector
 from services.embedding.model import Embedder
 from services.ingest.content import Content, Decoding, content_hash, prepare
 from services.samples import shapes_sample, sounds_sample
-from services.store.models import AssetObject
+from services.store.models import AssetObject, VideoSegments
 from services.store.store import AssetStore
 
 SAMPLE_START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -65,6 +66,34 @@ def sample_objects(embedder: Embedder, events: Sequence[AssetEvent], *, max_pixe
             model_id=embedder.model_id, event_time=SAMPLE_START + timedelta(minutes=n),
             source_partition=n % SAMPLE_PARTITIONS, source_offset=n, vectors={embedder.space: vector},
             thumbnail=content.thumbnail,
+        ))
+    return objects
+
+
+def video_objects(embedder: Embedder, events: Sequence[AssetEvent], *, first_n: int = 0,
+                  max_pixels: int = MAX_PIXELS) -> list[AssetObject]:
+    """Embed video upserts (inline) as the worker does in an image space: each segment's keyframe into the
+    ``<space>_segments`` multi-vector, their normalised mean as the space's own vector. Blocks (the model)."""
+    decoding = Decoding(max_pixels=max_pixels)
+    segments = segments_vector(embedder.space)
+    objects = []
+    for n, ev in enumerate(events, first_n):
+        content = prepare(ev, base64.b64decode(ev.data or ""), decoding)
+        video = content.video
+        if video is None:
+            raise ValueError(f"{ev.asset_id}: not a video")
+        segs = embedder.embed_images([s.keyframe for s in video.segments]).tolist()
+        mean = np.mean(np.asarray(segs, dtype=np.float32), axis=0)
+        objects.append(AssetObject(
+            asset_id=ev.asset_id, modality="video", text=None, uri=None, metadata={**ev.metadata, "n": n},
+            content_hash=content.content_hash, model_id=embedder.model_id,
+            event_time=SAMPLE_START + timedelta(minutes=n), source_partition=n % SAMPLE_PARTITIONS,
+            source_offset=n, vectors={embedder.space: (mean / np.linalg.norm(mean)).tolist()},
+            thumbnail=content.thumbnail,
+            segments=VideoSegments(
+                starts=tuple(s.start_s for s in video.segments), ends=tuple(s.end_s for s in video.segments),
+                vectors={segments: segs}, duration_s=video.duration_s, playback=content.playback,
+                playback_mime=content.playback_mime),
         ))
     return objects
 

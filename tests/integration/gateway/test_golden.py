@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cli.demo import PER_CLASS, SOUNDS_PER_CLASS
 from cli.invoke import ROOT, XMODAL, with_root
-from services.config import BUILTIN_SOUNDS_MODEL, GatewaySettings, ModelSettings
+from services.config import BUILTIN_SOUNDS_MODEL, GatewaySettings, ModelSettings, segments_vector
 from services.embedding.model import Embedder, HFEmbedder, load_embedder
 from services.evaluation.client import GatewayClient
 from services.evaluation.golden import DEMO_GOLDEN_FILE, GoldenReport, check_golden, load_golden
@@ -36,7 +36,8 @@ from services.localstack.kafka import ensure_topics
 from services.samples import scenes_sample, shapes_sample, sounds_sample
 from services.store import AssetStore
 from services.store.models import AssetObject
-from tests.harness.catalogue import MAX_PIXELS, SAMPLE_PARTITIONS, sample_objects
+from services.video_samples import clips_sample
+from tests.harness.catalogue import MAX_PIXELS, SAMPLE_PARTITIONS, sample_objects, video_objects
 from tests.integration.gateway.conftest import _drop
 
 pytestmark = pytest.mark.integration
@@ -82,7 +83,8 @@ async def live(stack: LocalStack, shapes_embedder: HFEmbedder, tmp_path_factory:
     sounds = load_embedder(ModelSettings(name=BUILTIN_SOUNDS_MODEL, space="clap", device="cpu"))
     await ensure_topics(settings.kafka.bootstrap_servers, {settings.kafka.topic: SAMPLE_PARTITIONS})
     try:
-        async with AssetStore(settings.weaviate, {"clip": shapes_embedder.dim, "clap": sounds.dim}) as store:
+        spaces = {"clip": shapes_embedder.dim, "clap": sounds.dim, segments_vector("clip"): shapes_embedder.dim}
+        async with AssetStore(settings.weaviate, spaces) as store:
             objects = await asyncio.to_thread(demo_catalogue, shapes_embedder, sounds)
             await store.ensure_collection()
             assert await store.write(objects, []) == {}
@@ -97,7 +99,9 @@ async def live(stack: LocalStack, shapes_embedder: HFEmbedder, tmp_path_factory:
 def demo_catalogue(clip: Embedder, clap: Embedder) -> list[AssetObject]:
     """What `xmodal demo` publishes; each asset in the space of its own sample set."""
     pictures = sample_objects(clip, shapes_sample(PER_CLASS) + scenes_sample(), max_pixels=MAX_PIXELS)
-    return pictures + sample_objects(clap, sounds_sample(SOUNDS_PER_CLASS), max_pixels=MAX_PIXELS)
+    sounds = sample_objects(clap, sounds_sample(SOUNDS_PER_CLASS), max_pixels=MAX_PIXELS)
+    clips = video_objects(clip, clips_sample(), first_n=len(pictures) + len(sounds))  # keyframes only, as in clip
+    return pictures + sounds + clips
 
 
 # --- what an operator reads ------------------------------------------------------------------------------
