@@ -74,7 +74,9 @@ def _run_filler(settings: WorkerSettings, args: argparse.Namespace) -> int:
             return 1
         print(f"resuming {state.alias}.{state.space} -> {state.new_model} ({state.new_collection}) from the "
               f"committed offsets of {state.group_id}", flush=True)
-    run_worker(steps.worker_settings(settings, state))
+    filler = steps.worker_settings(settings, state)
+    filler.data_dir.mkdir(parents=True, exist_ok=True)
+    run_worker(filler)
     return 0
 
 

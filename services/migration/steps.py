@@ -47,6 +47,8 @@ def worker_settings(settings: WorkerSettings, state: MigrationState) -> WorkerSe
         "weaviate": settings.weaviate.model_copy(update={"collection": state.new_collection, "behind_alias": False}),
         "kafka": settings.kafka.model_copy(update={"group_id": state.group_id}),
         "spaces": spaces,
+        # Faust's own directory, apart from the live worker's (the caller creates it: Faust makes no parents)
+        "data_dir": settings.data_dir / "migrations" / state.new_collection.lower(),
     })
 
 
