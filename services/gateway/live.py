@@ -17,10 +17,14 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.errors import KafkaError
 
 from services.config import GatewaySettings, ModelSettings
-from services.errors import XmodalError
+from services.errors import TransientError, XmodalError
 from services.gateway.encoder import QueryEncoder
+from services.monitoring.lag import ConsumeRate, LagReader, LagSnapshot
 from services.store.errors import StoreError
 from services.store.migrations import Migrations
 from services.store.store import AssetStore
@@ -52,6 +56,7 @@ class LiveCollection:
         self._loaded: dict[tuple[str, str], QueryEncoder] = {}
         self._registry = Migrations(settings.weaviate)
         self._task: asyncio.Task[None] | None = None
+        self._lag: tuple[str, LagReader, ConsumeRate] | None = None  # the migration group's, once asked
 
     async def start(self) -> None:
         """Read the alias once now (when Weaviate answers), then follow it in the background."""
@@ -70,6 +75,8 @@ class LiveCollection:
                 await gen.store.close()
         for encoder in self._loaded.values():
             await encoder.close()
+        if self._lag is not None:
+            await self._lag[1].close()
         await self._registry.close()
 
     async def _follow(self) -> None:
@@ -116,3 +123,49 @@ class LiveCollection:
             log.info("loading %s for space %s (a migration's model)", model, space)
             self._loaded[key] = await self._load(self._s.spaces[space].model_copy(update={"name": model}))
         return self._loaded[key]
+
+    async def status(self) -> dict[str, Any] | None:
+        """The migration section of /v1/status: the last migration of the alias and its progress (the
+        new side's consumer group: done/total, rate over the recent requests, ETA), which side this gateway
+        answers from and with which model; None when the collection was never migrated."""
+        try:
+            await self._registry.start()
+            state = await self._registry.get(self._s.weaviate.collection)
+        except XmodalError as exc:
+            return {"error": f"Weaviate: {exc}"}
+        if state is None:
+            return None
+        current = self.current
+        body: dict[str, Any] = {
+            "alias": state.alias, "space": state.space, "phase": state.phase,
+            "old": {"collection": state.old_collection, "model": state.old_model},
+            "new": {"collection": state.new_collection, "model": state.new_model, "group": state.group_id},
+            "serving": current.collection,
+            "answering_model": current.encoders[state.space].model_id if state.space in current.encoders else None,
+            "watermark": state.watermark, "history": state.history,
+        }
+        try:
+            snap, rate = await self._group_lag(state.group_id)
+        except XmodalError as exc:
+            return body | {"error": f"Kafka: {exc}"}
+        start = sum(p.start_offset for p in snap.partitions)
+        done, total = snap.consumed - start, snap.produced - start
+        left = max(0, total - done)
+        eta = 0.0 if left == 0 else (left / rate if rate else None)
+        return body | {"done": done, "total": total, "rate": rate, "eta_s": eta, "members": snap.members}
+
+    async def _group_lag(self, group: str) -> tuple[LagSnapshot, float | None]:
+        if self._lag is None or self._lag[0] != group:
+            if self._lag is not None:
+                await self._lag[1].close()
+            self._lag = None
+            reader = LagReader(self._s.kafka.model_copy(update={"group_id": group}))
+            await reader.start()
+            self._lag = (group, reader, ConsumeRate(window_s=30.0))
+        _, reader, rate = self._lag
+        try:
+            snap = await reader.snapshot(export_metrics=False)  # the gauges are the live group's
+        except KafkaError as exc:
+            raise TransientError(f"reading {group}'s offsets: {exc}") from exc
+        rate.add(snap)
+        return snap, rate.rate()

@@ -65,7 +65,7 @@ def create_app(settings: GatewaySettings, deps: Deps) -> web.Application:
     app[OPENAPI] = build_openapi(settings)
     add_routes(app)
     tenants = TenantStatus(deps.store, settings.status_all_tenants) if settings.weaviate.multi_tenancy else None
-    add_status_routes(app, deps.status, tenants)  # /status + /v1/status, over the caller's collector (if any)
+    add_status_routes(app, deps.status, tenants, deps.live)  # /status + /v1/status, over the caller's collector
     return app
 
 

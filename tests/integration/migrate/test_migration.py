@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import random
@@ -207,6 +208,10 @@ async def test_migration_under_load_with_a_kill_then_cutover_and_rollback(lane: 
         tasks = [asyncio.create_task(search_forever(gateway.url, traffic, stop_search)),
                  asyncio.create_task(publish_forever(lane, cat, stop_publish))]
 
+        plan = Proc(lane, ["plan", "--space", "clip", "--model", new_model], "migrate-plan")
+        assert await plan.finished(120) == 0, plan.tail()
+        assert f"{alias}_v2" in plan.tail() and "ok" in plan.tail(), plan.tail()
+
         # Start, then kill -9 the migration worker while it is part-way through the replay.
         procs.append(Proc(lane, ["start", "--space", "clip", "--model", new_model], "migrate-start"))
         await wait_for("the migration makes progress", lambda: _past(lane, group, 200, procs[-1]), timeout_s=300)
@@ -215,6 +220,7 @@ async def test_migration_under_load_with_a_kill_then_cutover_and_rollback(lane: 
         assert 0 < done < total, f"the kill was not mid-way: {done} of {total}"
 
         procs.append(Proc(lane, ["resume"], "migrate-resume"))
+        await check_progress(lane, gateway, OLD_MODEL)
         cut = Proc(lane, ["cutover", "--timeout", "300"], "migrate-cutover")
         assert await cut.finished(360) == 0, cut.tail()
         await wait_for("the gateway answers with the new model", _model_is(traffic, new_model))
@@ -258,6 +264,20 @@ async def test_migration_under_load_with_a_kill_then_cutover_and_rollback(lane: 
         assert await reg.target(alias) == f"{alias}_v1"
     assert state is not None and state.phase == "rolled_back"
     assert [h.split()[1] for h in state.history] == ["backfilling", "cut_over", "rolled_back"]
+
+
+async def check_progress(lane: Lane, gateway: GatewayProcess, answering: str) -> None:
+    """`xmodal migrate status --json` and the gateway's /v1/status both report the migration's progress."""
+    status = Proc(lane, ["status", "--json", "--interval", "0.5"], "migrate-status")
+    assert await status.finished(120) == 0, status.tail()
+    text = status.log.read_text()
+    cli = json.loads(text[text.index("{"):])
+    assert cli["phase"] == "backfilling" and 0 < cli["done"] <= cli["total"], cli
+    assert cli["old"]["model"] == answering and cli["new"]["collection"].endswith("_v2"), cli
+    async with aiohttp.ClientSession() as session, session.get(f"{gateway.url}/v1/status") as resp:
+        section = (await resp.json())["migration"]
+    assert section["phase"] == "backfilling" and section["answering_model"] == answering, section
+    assert 0 < section["done"] <= section["total"] and section["serving"] == cli["old"]["collection"], section
 
 
 async def _past(lane: Lane, group: str, n: int, proc: Proc) -> bool:
