@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cli.command import Subparsers
     from services.config import WorkerSettings
+    from services.migration.estimate import ModelProbe
     from services.migration.steps import Plan, Progress
 
 
@@ -84,8 +85,13 @@ async def _short(settings: WorkerSettings, args: argparse.Namespace) -> int:
     from services.migration import steps
 
     if args.action == "plan":
+        from services.migration.estimate import probe
+
         plan = await steps.make_plan(settings, args.space, args.model)
-        print(render_plan(plan))
+        probed = None
+        if args.space in settings.spaces:
+            probed = await asyncio.to_thread(probe, settings.spaces[args.space].model_copy(update={"name": args.model}))
+        print(render_plan(plan, probed))
         return 1 if plan.problems else 0
     if args.action == "status":
         while True:
@@ -99,8 +105,8 @@ async def _short(settings: WorkerSettings, args: argparse.Namespace) -> int:
         state = await steps.switch(settings, side, timeout_s=args.timeout,
                                    on_wait=lambda left: print(f"waiting for {left} event(s) to be stored", flush=True))
         serving = state.new_collection if side == "new" else state.old_collection
-        model = state.new_model if side == "new" else state.old_model
-        print(f"{state.alias} -> {serving} ({state.space}: {model}) at watermark "
+        answering = state.new_model if side == "new" else state.old_model
+        print(f"{state.alias} -> {serving} ({state.space}: {answering}) at watermark "
               f"{json.dumps(state.watermark)}, after {time.monotonic() - started:.1f} s")
         return 0
     state = await steps.finish(settings, drop_old=args.drop_old)
@@ -111,15 +117,19 @@ async def _short(settings: WorkerSettings, args: argparse.Namespace) -> int:
     return 0
 
 
-def render_plan(plan: Plan) -> str:
+def render_plan(plan: Plan, model: ModelProbe | None = None) -> str:
     objects = "?" if plan.objects is None else plan.objects
     lines = [
         f"collection  {plan.alias} -> {plan.serving or '(not an alias)'} ({objects} objects)",
         f"space       {plan.space}: {plan.old_model} -> {plan.new_model}",
         f"new side    {plan.new_collection}, filled by replaying {plan.events} event(s) from offset 0, then live",
-        "estimate    the new side's worker goes at about the rate `xmodal lag` shows for the live workers "
-        "(the same pipeline, the new model's cost); `xmodal migrate status` measures it once started",
     ]
+    if model is not None:
+        floor = plan.events / model.per_s
+        lines += [f"new model   {'+'.join(sorted(model.modalities))}, {model.dim} dims, {model.per_s:.0f} inputs/s "
+                  "here (a sample of texts and images)",
+                  f"estimate    at least {_duration(floor)} of embedding for this space alone; fetching, decoding, "
+                  "writing and the other spaces come on top (`xmodal migrate status` measures the real rate)"]
     lines += [f"cannot      {p}" for p in plan.problems] or ["ok          `xmodal migrate start` with the same flags"]
     return "\n".join(lines)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from cli.main import build_parser
 from cli.migrate import render_plan, render_progress
 from services.config import WorkerSettings
+from services.migration.estimate import ModelProbe
 from services.migration.steps import Plan, Progress, migration_group, worker_settings
 from services.store.migrations import ACTIVE, MigrationState, next_collection
 
@@ -58,6 +59,8 @@ def test_progress_figures_and_their_rendering() -> None:
 def test_a_plan_says_what_it_would_do_or_why_it_cannot() -> None:
     ok = Plan("Asset", "clip", "Asset_v1", "Asset_v2", "builtin:shapes-clip", "/m", 400, 1200)
     assert "ok" in render_plan(ok) and "replaying 1200 event(s)" in render_plan(ok)
+    measured = render_plan(ok, ModelProbe("/m", 16, frozenset({"image", "text"}), per_s=100.0))
+    assert "image+text, 16 dims, 100 inputs/s" in measured and "at least 12 s of embedding" in measured
     bad = Plan("Asset", "clip", None, "Asset_v2", "builtin:shapes-clip", "/m", None, 0, ["Asset is not an alias"])
     assert "cannot      Asset is not an alias" in render_plan(bad) and "(not an alias)" in render_plan(bad)
 
