@@ -46,9 +46,11 @@ class EventSink(Protocol):
 
 
 class OffsetWaiter(Protocol):
-    """Waits until the worker group committed past offsets (services.monitoring.lag.LagReader)."""
+    """Waits until the worker group (or ``group``: a migration's, whose side answers) committed past offsets
+    (services.monitoring.lag.LagReader)."""
 
-    async def wait_committed(self, targets: Mapping[int, int], *, timeout_s: float) -> tuple[bool, float]: ...
+    async def wait_committed(self, targets: Mapping[int, int], *, timeout_s: float, group: str | None = None
+                             ) -> tuple[bool, float]: ...
 
 
 @dataclass

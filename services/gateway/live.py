@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -42,6 +42,7 @@ class Generation:
     collection: str | None  # None: the configured name as it is (before the alias was first read)
     store: AssetStore | None  # None: the gateway's own store (deps.store)
     encoders: Mapping[str, QueryEncoder]
+    group: str | None = None  # a migration's group while it writes this side (read-your-writes waits on it)
 
 
 class LiveCollection:
@@ -92,9 +93,16 @@ class LiveCollection:
     async def refresh(self) -> None:
         """Make the generation of the alias's target current (built first when it is new)."""
         target = await self._registry.target(self._s.weaviate.collection)
-        if target is None or target == self.current.collection:
+        if target is None:
             return
-        gen = self._built.get(target) or await self._build(target)
+        state = await self._registry.get(self._s.weaviate.collection)
+        writer = state.group_id if state is not None and state.phase != "finished" \
+            and target == state.new_collection else None
+        if target == self.current.collection:
+            if writer != self.current.group:  # the migration finished: the workers' group writes it now
+                self.current = self._built[target] = replace(self.current, group=writer)
+            return
+        gen = replace(self._built.get(target) or await self._build(target), group=writer)
         self._built[target] = gen
         if self.current.collection is not None:
             log.info("the alias %s now points at %s: searching it with %s", self._s.weaviate.collection, target,

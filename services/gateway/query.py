@@ -135,6 +135,7 @@ class Side:
 
     store: SearchStore
     encoders: list[QueryEncoder]
+    group: str | None = None  # the consumer group that writes it (None: the workers'); consistent_with waits on it
 
 
 class Searcher:
@@ -153,7 +154,7 @@ class Searcher:
         gen = None if self.deps.live is None else self.deps.live.current
         if gen is None or gen.store is None:
             return Side(self.deps.store, self.encoders)
-        return Side(gen.store, list(gen.encoders.values()))
+        return Side(gen.store, list(gen.encoders.values()), gen.group)
 
     def _spaces(self, q: Query, side: Side) -> list[QueryEncoder]:
         """The spaces that may answer ``q``, the one to use first (gateway/spaces.py)."""
@@ -165,7 +166,7 @@ class Searcher:
         opts = q.options
         side = self._side()
         self._check(q, side)
-        consistency = await self._wait_consistent(opts)
+        consistency = await self._wait_consistent(opts, side.group)
         q = await self._decoded(q)
         encoder, vector, exclude = await self._vector(q, side)
         ranked = await self._hits(q, encoder, vector, exclude, side.store)
@@ -306,7 +307,7 @@ class Searcher:
         return await self.rerank.run(rerank_input(q), opts.modifier, hits, window=window, offset=opts.offset,
                                      limit=opts.limit, tenant=q.tenant)
 
-    async def _wait_consistent(self, opts: SearchOptions) -> Consistency | None:
+    async def _wait_consistent(self, opts: SearchOptions, group: str | None) -> Consistency | None:
         if not opts.consistent_with:
             return None
         if self.deps.offsets is None:
@@ -319,7 +320,7 @@ class Searcher:
         timeout = min(opts.consistency_timeout_s or limit, limit, 0.8 * self.settings.request_timeout_s)
         started = time.monotonic()
         try:
-            satisfied, waited = await self.deps.offsets.wait_committed(targets, timeout_s=timeout)
+            satisfied, waited = await self.deps.offsets.wait_committed(targets, timeout_s=timeout, group=group)
             detail = None if satisfied else f"not all offsets were committed within {timeout:g} s"
         except DependencyDown as exc:
             satisfied, waited, detail = False, time.monotonic() - started, str(exc)

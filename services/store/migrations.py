@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -31,6 +32,7 @@ from weaviate.classes.data import DataObject
 from weaviate.exceptions import WeaviateBaseError
 
 from services.config import WeaviateSettings
+from services.errors import ConfigError
 from services.lifecycle import AsyncResource
 from services.store.errors import StoreError
 from services.store.failures import Call, calling
@@ -130,11 +132,7 @@ class Migrations(AsyncResource):
     async def get(self, alias: str) -> MigrationState | None:
         """The last migration of ``alias`` (finished or not), or None."""
         async with calling("read migration", Call.ADMIN, self._s.timeout_s):
-            client = self._client()
-            if not await client.collections.exists(REGISTRY):
-                return None
-            obj = await client.collections.use(REGISTRY).query.fetch_object_by_id(_uuid(alias))
-        return None if obj is None else MigrationState.from_json(str(obj.properties["state_json"]))
+            return await read_state(self._client(), alias)
 
     async def put(self, state: MigrationState) -> None:
         """Record ``state`` (replacing the alias's previous one); confirmed before it returns."""
@@ -169,6 +167,44 @@ class Migrations(AsyncResource):
     async def unalias(self, alias: str) -> None:
         async with calling("delete alias", Call.ADMIN, self._s.timeout_s):
             await self._client().alias.delete(alias_name=alias)
+
+
+async def read_state(client: Any, alias: str) -> MigrationState | None:
+    """The last migration of ``alias`` over a connected async client (the caller maps its errors)."""
+    if not await client.collections.exists(REGISTRY):
+        return None
+    obj = await client.collections.use(REGISTRY).query.fetch_object_by_id(_uuid(alias))
+    return None if obj is None else MigrationState.from_json(str(obj.properties["state_json"]))
+
+
+def side_for(state: MigrationState | None, target: str, models: Mapping[str, str]) -> str:
+    """The collection a worker running ``models`` (space -> model id) writes when the alias points at
+    ``target``: the side whose model it runs. A worker restarted with the old model after a cutover must
+    keep writing the old side, never put old vectors into the new one; a model that is neither side's, or the
+    old one after the migration finished, is a ConfigError (the worker stops and says so).
+
+    >>> s = MigrationState(alias="A", space="clip", old_collection="A_v1", new_collection="A_v2",
+    ...                    old_model="m1", new_model="m2", group_id="g", started_at="t", phase="cut_over")
+    >>> side_for(s, "A_v2", {"clip": "m2"}), side_for(s, "A_v2", {"clip": "m1"}), side_for(None, "A_v1", {})
+    ('A_v2', 'A_v1', 'A_v1')
+    >>> side_for(s, "A_v2", {"clip": "m3"})
+    Traceback (most recent call last):
+    ...
+    services.errors.ConfigError: space clip runs m3, but the migration of A has m1 (A_v1) and m2 (A_v2): ...
+    """
+    if state is None or state.space not in models:
+        return target
+    mine = models[state.space]
+    if state.model_of(target) == mine:
+        return target
+    other = state.old_collection if target == state.new_collection else state.new_collection
+    if state.model_of(other) == mine and state.phase != "finished":
+        return other
+    raise ConfigError(
+        f"space {state.space} runs {mine}, but the migration of {state.alias} has {state.old_model} "
+        f"({state.old_collection}) and {state.new_model} ({state.new_collection}): it is {state.phase}, and "
+        f"{state.model_of(target)} serves. Set XMODAL_SPACES__{state.space.upper()}__NAME to the model of the "
+        "side this worker should write")
 
 
 def _uuid(alias: str) -> str:

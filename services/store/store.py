@@ -37,6 +37,7 @@ from services.store.errors import (
     WriteRejected,
 )
 from services.store.failures import Call, calling, cause_of_message, is_transient_message
+from services.store.migrations import read_state, side_for
 from services.store.models import AssetObject, Hit, SearchQuery, StoredAsset, StoredState, asset_uuid
 from services.store.nodes import NodeClient
 from services.store.reads import hit, search_filter, stored_asset, stored_state, vectors_of
@@ -93,7 +94,7 @@ class AssetStore(AsyncResource):
 
     def __init__(
         self, settings: WeaviateSettings, spaces: Mapping[str, int], *,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], datetime] | None = None, models: Mapping[str, str] | None = None,
     ) -> None:
         bad = [s for s, dim in spaces.items() if not _SPACE.match(s) or dim < 1]
         if bad:
@@ -104,6 +105,8 @@ class AssetStore(AsyncResource):
         self._s = settings
         self.name = name  # the physical collection: the alias's target once started (resolve_alias)
         self.alias_name = name  # what the settings name, an alias or a collection
+        # space -> model id of a writer (the worker): during a migration it writes the side of its model
+        self._models = dict(models) if models is not None else None
         self._spaces = dict(spaces)
         self._indexes = {space: settings.index_of(space) for space in spaces}
         for space, dim in spaces.items():
@@ -129,11 +132,21 @@ class AssetStore(AsyncResource):
         await self._nodes.start()
         await self.resolve_alias()
 
-    async def resolve_alias(self) -> str:
-        """Use the collection the configured name points at now (itself when it is no alias); returns it."""
+    async def resolve_alias(self, *, check_models: bool = False) -> str:
+        """Use the collection the configured name points at now (itself when it is no alias); returns it.
+        ``check_models`` (a writer's store, from ensure_collection): during a migration, the side whose model
+        this writer runs instead (migrations.side_for; ConfigError when it runs neither side's)."""
         async with self._calling("read alias", Call.ADMIN):
             got = await self._connected().alias.get(alias_name=self.alias_name)
+            state = await read_state(self._connected(), self.alias_name) \
+                if got is not None and check_models and self._models is not None else None
         target = self.alias_name if got is None else str(got.collection)
+        if state is not None and self._models is not None:
+            side = side_for(state, target, self._models)
+            if side != target:
+                log.warning("the alias %s points at %s (%s), but this worker runs %s: writing %s, its model's side",
+                            self.alias_name, target, state.model_of(target), self._models[state.space], side)
+            target = side
         if target != self.name:
             self.name, self._handles, self._schema = target, {}, None
         return target
@@ -206,8 +219,7 @@ class AssetStore(AsyncResource):
         failed because another worker made it first is simply found done on the re-read.
         """
         async with self._schema_lock:
-            if self.name == self.alias_name:
-                await self.resolve_alias()  # made an alias (by another process) since start
+            await self.resolve_alias(check_models=True)  # made an alias since start, or a migration's side
             last_error: StoreError | None = None
             for attempt in range(_SCHEMA_ATTEMPTS + 1):
                 view = await self._read_schema()

@@ -224,6 +224,11 @@ async def test_migration_under_load_with_a_kill_then_cutover_and_rollback(lane: 
         cut = Proc(lane, ["cutover", "--timeout", "300"], "migrate-cutover")
         assert await cut.finished(360) == 0, cut.tail()
         await wait_for("the gateway answers with the new model", _model_is(traffic, new_model))
+        await check_read_your_writes(gateway, cat)
+        # A live worker restarted with the old model after the cutover keeps writing the old side (its model's).
+        worker.stop()
+        worker.start()
+        await worker.wait_ready()
         # Events go on after the switch: the new side (now serving) gets them from the migration worker.
         await wait_for("more events after the cutover", _grown(cat, len(cat.published) + 100))
         stop_publish.set()
@@ -264,6 +269,24 @@ async def test_migration_under_load_with_a_kill_then_cutover_and_rollback(lane: 
         assert await reg.target(alias) == f"{alias}_v1"
     assert state is not None and state.phase == "rolled_back"
     assert [h.split()[1] for h in state.history] == ["backfilling", "cut_over", "rolled_back"]
+
+
+async def check_read_your_writes(gateway: GatewayProcess, cat: Catalogue) -> None:
+    """After the cutover `consistent_with` waits for the side that answers (the migration group's offsets)."""
+    ev = upsert(cat.rng, "txt-ryw") | {"asset_id": "ryw-1", "text": "read your writes"}
+    cat.sc.good(ev)
+    body = json.loads(cat.sc.events[-1].value)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{gateway.url}/v1/assets", json=body) as resp:
+            where = await resp.json()
+            assert resp.status == 202, where
+        cat.published.append(Published("ryw-1", where["partition"], where["offset"]))
+        query = {"text": "read your writes", "limit": 1, "filters": {"field": "asset_id", "eq": "ryw-1"},
+                 "consistent_with": [{"partition": where["partition"], "offset": where["offset"]}]}
+        async with session.post(f"{gateway.url}/v1/search", json=query) as resp:
+            got = await resp.json()
+    assert got["consistency"]["satisfied"] and got["model"] != OLD_MODEL, got
+    assert [r["asset_id"] for r in got["results"]] == ["ryw-1"], got
 
 
 async def check_progress(lane: Lane, gateway: GatewayProcess, answering: str) -> None:
