@@ -374,6 +374,12 @@ class AssetStore(AsyncResource):
         async with self._calling("read schema", Call.ADMIN):
             if not await self._connected().collections.exists(self.name):
                 return None
+        if self.name == self.alias_name:
+            # exists() answers for an alias too, and one another process made a moment ago must be resolved
+            # now, or this store would write through the alias and follow a later switch (alias.get after a
+            # True exists() sees the alias if there was one: an alias in use is switched, not dropped).
+            await self.resolve_alias()
+        async with self._calling("read schema", Call.ADMIN):
             config = await self._collection().config.get()
         self._schema = SchemaView.of(config)
         return self._schema

@@ -4,7 +4,9 @@ One run shows all of the issue's must-haves: the migration worker is killed with
 the cutover and the rollback happen while a publisher adds, updates and deletes assets and a client searches
 without pause; afterwards every asset, those published during the migration included, has exactly its
 newest content's vector from the new model on the new side (and nothing deleted is back), no search failed,
-and after the rollback the gateway answers what the old model answers on the old side.
+and after the rollback the gateway answers what the old model answers on the old side. Along the way: plan,
+status (CLI and /v1/status), read-your-writes after the cutover, a live worker restarted with the old model
+after the cutover (it keeps writing the old side), and a second cutover followed by finish.
 """
 
 from __future__ import annotations
@@ -250,6 +252,16 @@ async def test_migration_under_load_with_a_kill_then_cutover_and_rollback(lane: 
         stop_search.set()
         await tasks.pop()
         await check_old_answers(gateway, f"{alias}_v1")
+
+        # Cut over again and finish: the live group takes the migration group's offsets.
+        again = Proc(lane, ["cutover", "--timeout", "300"], "migrate-cutover-2")
+        assert await again.finished(360) == 0, again.tail()
+        worker.stop()
+        fin = Proc(lane, ["finish"], "migrate-finish")
+        assert await fin.finished(120) == 0, fin.tail()
+        async with LagReader(lane.kafka) as reader:
+            live_offsets = await reader.committed()
+        assert all(live_offsets.get(p, -1) >= end for p, end in targets.items()), (live_offsets, targets)
     finally:
         stop_search.set()
         stop_publish.set()
@@ -266,9 +278,10 @@ async def test_migration_under_load_with_a_kill_then_cutover_and_rollback(lane: 
     assert {OLD_MODEL, new_model} <= models, models
     async with Migrations(lane.weaviate) as reg:
         state = await reg.get(alias)
-        assert await reg.target(alias) == f"{alias}_v1"
-    assert state is not None and state.phase == "rolled_back"
-    assert [h.split()[1] for h in state.history] == ["backfilling", "cut_over", "rolled_back"]
+        assert await reg.target(alias) == f"{alias}_v2"
+    assert state is not None and state.phase == "finished"
+    assert [h.split()[1] for h in state.history] == ["backfilling", "cut_over", "rolled_back", "cut_over",
+                                                       "finished"]
 
 
 async def check_read_your_writes(gateway: GatewayProcess, cat: Catalogue) -> None:
