@@ -37,7 +37,7 @@ from services.publish import EventPublisher, Published
 from services.store import AssetStore, SearchQuery, parse_model_ids
 from services.store.migrations import Migrations
 from tests.harness.gateways import GatewayProcess, start_gateway, wait_ready
-from tests.harness.lanes import Lane, WorkerProcess, free_port
+from tests.harness.lanes import Lane, WorkerProcess, free_port, read_dead_letters
 from tests.harness.tiny_models import save_tiny_random_model
 from tests.integration.ingest.scenario import Scenario, upsert
 
@@ -272,6 +272,8 @@ async def test_migration_under_load_with_a_kill_then_cutover_and_rollback(lane: 
         worker.stop()
         gateway.stop()
 
+    letters = await read_dead_letters(lane, 0, timeout_s=10)  # every event is valid: none on either side
+    assert not letters, [(d["reason"], d["error"][:200]) for d in letters[:3]]
     failures = traffic.failures()
     models = {m for _, m in traffic.seen}
     assert not failures, f"{len(failures)} of {len(traffic.seen)} searches failed: {failures[:5]}"
