@@ -6,13 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import demo, gateway, lag, publish, stack, tenants, worker
+from cli import demo, gateway, lag, migrate, publish, stack, tenants, worker
 from cli import eval as eval_
 from cli.command import Command, Handler
 from services.errors import XmodalError
 
 # In the order `xmodal --help` lists them.
-COMMANDS: tuple[Command, ...] = (stack, worker, gateway, publish, lag, tenants, eval_, demo)
+COMMANDS: tuple[Command, ...] = (stack, worker, gateway, publish, lag, tenants, migrate, eval_, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

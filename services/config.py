@@ -258,6 +258,14 @@ class WeaviateSettings(BaseModel):
         "(unknown_tenant).",
     )
 
+    behind_alias: bool = Field(
+        False, description="Create a new collection as `<collection>_v1` behind a Weaviate alias named "
+        "`<collection>`, so that `xmodal migrate` can move it to another model with one atomic switch. A worker "
+        "writes the collection the alias points at when it starts (and keeps writing it after a switch); the "
+        "gateway follows the alias. An existing collection is used as it is: a plain collection cannot be put "
+        "behind an alias of its own name.",
+    )
+
     vector_index: dict[str, VectorIndexSettings] = _vector_index_field()
 
     def index_of(self, space: str) -> VectorIndexSettings:
@@ -550,6 +558,12 @@ class GatewaySettings(BaseSettings):
         "(Prometheus does this in deployments; the status page is the at-a-glance view).",
     )
     status_interval_s: float = Field(2.0, gt=0, description="How often the status page's figures are sampled.")
+    alias_poll_s: float = Field(
+        1.0, gt=0, description="How often the gateway reads which collection XMODAL_WEAVIATE__COLLECTION (an "
+        "alias) points at and which model made each space there (`xmodal migrate`). After a cutover or a "
+        "rollback it answers from the other collection within about this long, each search wholly from one "
+        "side with that side's model; it loads a migration's model before it switches.",
+    )
     status_all_tenants: bool = Field(
         False, description="Multi-tenant: /v1/status lists every tenant's object count to any valid key. False: "
         "a tenant key sees its own tenant's count only (tenant names are customers' names).",

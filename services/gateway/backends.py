@@ -107,15 +107,16 @@ class KafkaLink:
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
         self._publisher: EventPublisher | None = None
-        self._reader: LagReader | None = None
+        self._readers: dict[str, LagReader] = {}  # group -> its reader (the workers', a migration's)
         self._lock = asyncio.Lock()
 
     async def publish(self, event: AssetEvent) -> Published:
         publisher = await self._started_publisher()
         return await publisher.publish(event)
 
-    async def wait_committed(self, targets: Mapping[int, int], *, timeout_s: float) -> tuple[bool, float]:
-        reader = await self._started_reader()
+    async def wait_committed(self, targets: Mapping[int, int], *, timeout_s: float, group: str | None = None
+                             ) -> tuple[bool, float]:
+        reader = await self._started_reader(group or self.settings.group_id)
         try:
             return await reader.wait_committed(targets, timeout_s=timeout_s)
         except KafkaError as exc:
@@ -124,8 +125,8 @@ class KafkaLink:
     async def close(self) -> None:
         if self._publisher is not None:
             await self._publisher.close()
-        if self._reader is not None:
-            await self._reader.close()
+        for reader in self._readers.values():
+            await reader.close()
 
     async def _started_publisher(self) -> EventPublisher:
         async with self._lock:
@@ -135,13 +136,13 @@ class KafkaLink:
                 self._publisher = publisher
             return self._publisher
 
-    async def _started_reader(self) -> LagReader:
+    async def _started_reader(self, group: str) -> LagReader:
         async with self._lock:
-            if self._reader is None:
-                reader = LagReader(self.settings)
+            if group not in self._readers:
+                reader = LagReader(self.settings.model_copy(update={"group_id": group}))
                 await _start_or_close(reader)
-                self._reader = reader
-            return self._reader
+                self._readers[group] = reader
+            return self._readers[group]
 
 
 async def _start_or_close(client: EventPublisher | LagReader) -> None:

@@ -14,6 +14,7 @@ from typing import Protocol
 from schemas.asset_event import AssetEvent
 from services.fetch.fetcher import Fetcher
 from services.gateway.encoder import QueryEncoder
+from services.gateway.live import LiveCollection
 from services.gateway.rerank import Reranker
 from services.monitoring.status import StatusCollector
 from services.publish.producer import Published
@@ -47,9 +48,11 @@ class EventSink(Protocol):
 
 
 class OffsetWaiter(Protocol):
-    """Waits until the worker group committed past offsets (services.monitoring.lag.LagReader)."""
+    """Waits until the worker group (or ``group``: a migration's, whose side answers) committed past offsets
+    (services.monitoring.lag.LagReader)."""
 
-    async def wait_committed(self, targets: Mapping[int, int], *, timeout_s: float) -> tuple[bool, float]: ...
+    async def wait_committed(self, targets: Mapping[int, int], *, timeout_s: float, group: str | None = None
+                             ) -> tuple[bool, float]: ...
 
 
 @dataclass
@@ -59,7 +62,8 @@ class Deps:
     ``status`` feeds /v1/status; without one the status page says it is not configured (create_app never
     makes one: a collector samples Kafka and the workers, which only a deployment should do). ``reranker``
     re-scores the first hits of `rerank: true` searches (gateway/rerank.py; server.started_deps loads the
-    configured one); without one such a search answers 400 rerank_unavailable.
+    configured one); without one such a search answers 400 rerank_unavailable. ``live`` (server.started_deps
+makes one) says which collection and models answer each search while a migration moves the alias.
     """
 
     encoders: dict[str, QueryEncoder]  # space -> its query encoder, in configured order
@@ -69,3 +73,4 @@ class Deps:
     offsets: OffsetWaiter | None = None
     reranker: Reranker | None = None
     status: StatusCollector | None = None
+    live: LiveCollection | None = None  # follows the collection alias (gateway/live.py); None: encoders + store

@@ -177,7 +177,8 @@ def _paths(n: dict[str, str], secured: bool) -> dict[str, Any]:
                                tags=["ops"])},
         "/v1/status": {"get": _op(
             "The figures behind the status page: recent time series of lag, freshness, throughput, dead letters, "
-            "and the last run of the golden queries (`golden`).",
+            "the last run of the golden queries (`golden`), and a model migration's progress and which model "
+            "answers (`migration`, null when the collection was never migrated).",
             {"200": _json({"type": "object"}, "Status snapshot."),
              "404": _json(_ref("ErrorResponse"), "This gateway collects no status figures (not_configured).")},
             op_id="status", tags=["ops"], secured=secured)},

@@ -21,7 +21,7 @@ from PIL import Image
 
 from services.config import GatewaySettings, caption_vector, segments_vector
 from services.fetch.images import decode_image
-from services.gateway.deps import Deps
+from services.gateway.deps import Deps, SearchStore
 from services.gateway.encoder import QueryEncoder
 from services.gateway.errors import BadRequest, DependencyDown, NotFound
 from services.gateway.fusion import Ranked, caption_share, fusion_depth, reciprocal_rank_fusion, resolve_part
@@ -131,6 +131,15 @@ def compose(query: Sequence[float], text: Sequence[float], weight: float) -> lis
     return [float(x) for x in mixed / norm]
 
 
+@dataclass(frozen=True)
+class Side:
+    """What one search reads: a store and the encoders of the models that made its vectors."""
+
+    store: SearchStore
+    encoders: list[QueryEncoder]
+    group: str | None = None  # the consumer group that writes it (None: the workers'); consistent_with waits on it
+
+
 class Searcher:
     """Runs searches for the handlers, each in the embedding space that can answer it (gateway/spaces.py)."""
 
@@ -142,19 +151,27 @@ class Searcher:
         self.rerank = None if deps.reranker is None else RerankStage(
             deps.reranker, deps.store, settings.rerank, max_pixels=settings.fetch.max_pixels)
 
-    def _spaces(self, q: Query) -> list[QueryEncoder]:
+    def _side(self) -> Side:
+        """The collection and models this search uses from start to end (gateway/live.py)."""
+        gen = None if self.deps.live is None else self.deps.live.current
+        if gen is None or gen.store is None:
+            return Side(self.deps.store, self.encoders)
+        return Side(gen.store, list(gen.encoders.values()), gen.group)
+
+    def _spaces(self, q: Query, side: Side) -> list[QueryEncoder]:
         """The spaces that may answer ``q``, the one to use first (gateway/spaces.py)."""
-        return candidates(self.encoders, q.modality, q.options.target, space=q.options.space,
+        return candidates(side.encoders, q.modality, q.options.target, space=q.options.space,
                           directions=self.settings.directions)
 
     async def search(self, q: Query) -> SearchResponse:
         started = time.perf_counter()
         opts = q.options
-        self._check(q)
-        consistency = await self._wait_consistent(opts)
+        side = self._side()
+        self._check(q, side)
+        consistency = await self._wait_consistent(opts, side.group)
         q = await self._decoded(q)
-        encoder, vector, exclude = await self._vector(q)
-        ranked = await self._hits(q, encoder, vector, exclude)
+        encoder, vector, exclude = await self._vector(q, side)
+        ranked = await self._hits(q, encoder, vector, exclude, side.store)
         reranked = await self._reranked(q, ranked.hits) if opts.rerank else None
         page, scores = (reranked.page, reranked.scores) if reranked else (ranked.hits, {})
         took_ms = (time.perf_counter() - started) * 1000
@@ -163,26 +180,26 @@ class Searcher:
                               took_ms=round(took_ms, 2), consistency=consistency,
                               rerank=reranked.info if reranked else None)
 
-    def _check(self, q: Query) -> None:
+    def _check(self, q: Query, side: Side) -> None:
         self._check_rerank(q.options)
         if q.options.mode == "hybrid" and q.hybrid_text() is None:
             raise BadRequest("hybrid mode matches words: give a `text` query or a `modifier` text",
                              details=[{"path": "body.mode", "message": "hybrid needs query text"}])
-        if not self._spaces(q):
-            raise unanswerable(self.encoders, q.modality, q.options.target, q.options.space)
+        if not self._spaces(q, side):
+            raise unanswerable(side.encoders, q.modality, q.options.target, q.options.space)
         if q.options.modifier is not None and not any(
-            "text" in e.modalities for e in self._spaces(q)
+            "text" in e.modalities for e in self._spaces(q, side)
         ):
             raise BadRequest("a modifier is text, and no space answering this query embeds text")
 
-    async def _vector(self, q: Query) -> tuple[QueryEncoder, list[float], list[str]]:
+    async def _vector(self, q: Query, side: Side) -> tuple[QueryEncoder, list[float], list[str]]:
         """The space, the query vector (composed with the modifier when there is one) and the ids to leave out."""
-        spaces = self._spaces(q)
+        spaces = self._spaces(q, side)
         modifier = q.options.modifier
         if modifier is not None:
             spaces = [e for e in spaces if "text" in e.modalities]
         if q.asset_id is not None:
-            enc, vector = await self._asset_vector(q.asset_id, spaces, q.tenant)
+            enc, vector = await self._asset_vector(side.store, q.asset_id, spaces, q.tenant)
             if modifier is not None:
                 vector = compose(vector, await enc.encode_text(modifier.text), modifier.weight)
             return enc, vector, [q.asset_id]
@@ -193,10 +210,10 @@ class Searcher:
         base, text = await both(self._embed(q, enc), enc.encode_text(modifier.text))
         return enc, compose(base, text, modifier.weight), []
 
-    async def _asset_vector(self, asset_id: str, spaces: list[QueryEncoder], tenant: str | None
+    async def _asset_vector(self, store: SearchStore, asset_id: str, spaces: list[QueryEncoder], tenant: str | None
                             ) -> tuple[QueryEncoder, list[float]]:
         for enc in spaces:
-            vector = await self.deps.store.vector_of(asset_id, enc.space, tenant=tenant)
+            vector = await store.vector_of(asset_id, enc.space, tenant=tenant)
             if vector is not None:
                 return enc, vector
         names = ", ".join(e.space for e in spaces)
@@ -239,7 +256,8 @@ class Searcher:
         assert uri is not None
         return await fetcher.fetch(uri)
 
-    async def _hits(self, q: Query, encoder: QueryEncoder, vector: list[float], exclude: list[str]) -> Ranked:
+    async def _hits(self, q: Query, encoder: QueryEncoder, vector: list[float], exclude: list[str],
+                    store: SearchStore) -> Ranked:
         """The hits of the part the search reads (services/gateway/fusion.py): the content vector's, the
         caption vector's, or both fused by rank. A default (fused) search over assets none of which has a
         caption is the content search as it is, scores included, and says so (``part: content``)."""
@@ -259,7 +277,7 @@ class Searcher:
             target=opts.target, filters=opts.filters, limit=limit,
             offset=offset, exclude_ids=exclude, tenant=q.tenant,
         )
-        store, captions = self.deps.store, caption_vector(encoder.space)
+        captions = caption_vector(encoder.space)
         if part == "content":
             return Ranked(await store.search(query), part)
         if part == "caption":
@@ -307,7 +325,7 @@ class Searcher:
         return await self.rerank.run(rerank_input(q), opts.modifier, hits, window=window, offset=opts.offset,
                                      limit=opts.limit, tenant=q.tenant)
 
-    async def _wait_consistent(self, opts: SearchOptions) -> Consistency | None:
+    async def _wait_consistent(self, opts: SearchOptions, group: str | None) -> Consistency | None:
         if not opts.consistent_with:
             return None
         if self.deps.offsets is None:
@@ -320,7 +338,7 @@ class Searcher:
         timeout = min(opts.consistency_timeout_s or limit, limit, 0.8 * self.settings.request_timeout_s)
         started = time.monotonic()
         try:
-            satisfied, waited = await self.deps.offsets.wait_committed(targets, timeout_s=timeout)
+            satisfied, waited = await self.deps.offsets.wait_committed(targets, timeout_s=timeout, group=group)
             detail = None if satisfied else f"not all offsets were committed within {timeout:g} s"
         except DependencyDown as exc:
             satisfied, waited, detail = False, time.monotonic() - started, str(exc)

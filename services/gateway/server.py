@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from aiohttp import web
 
-from services.config import GatewaySettings, enabled_spaces
+from services.config import GatewaySettings, ModelSettings, enabled_spaces
 from services.embedding.model import Embedder, load_embedder
 from services.fetch.fetcher import Fetcher
 from services.fetch.images import preload_codecs
@@ -24,6 +24,7 @@ from services.gateway.backends import KafkaLink, StoreLink
 from services.gateway.deps import Deps
 from services.gateway.encoder import QueryEncoder
 from services.gateway.golden import add_golden
+from services.gateway.live import LiveCollection
 from services.gateway.middleware import (
     LIMITER,
     auth_middleware,
@@ -64,7 +65,7 @@ def create_app(settings: GatewaySettings, deps: Deps) -> web.Application:
     app[OPENAPI] = build_openapi(settings)
     add_routes(app)
     tenants = TenantStatus(deps.store, settings.status_all_tenants) if settings.weaviate.multi_tenancy else None
-    add_status_routes(app, deps.status, tenants)  # /status + /v1/status, over the caller's collector (if any)
+    add_status_routes(app, deps.status, tenants, deps.live)  # /status + /v1/status, over the caller's collector
     return app
 
 
@@ -84,6 +85,10 @@ async def started_deps(settings: GatewaySettings, embedders: Sequence[Embedder] 
             embedders = [await asyncio.to_thread(load_embedder, m) for m in spaces.values()]
             await asyncio.to_thread(preload_codecs)  # the first image query should not pay for imports
         encoders = {e.space: QueryEncoder.from_settings(settings, e) for e in embedders}
+
+        async def load_encoder(model: ModelSettings) -> QueryEncoder:
+            return QueryEncoder.from_settings(settings, await asyncio.to_thread(load_embedder, model))
+
         reranker = await started_reranker(settings.rerank)
         for encoder in encoders.values():
             stack.push_async_callback(encoder.close)
@@ -95,11 +100,14 @@ async def started_deps(settings: GatewaySettings, embedders: Sequence[Embedder] 
         stack.push_async_callback(fetcher.close)
         kafka = KafkaLink(settings.kafka)
         stack.push_async_callback(kafka.close)
+        live = LiveCollection(settings, encoders, load_encoder)
+        await live.start()
+        stack.push_async_callback(live.close)
         status = StatusCollector(settings)
         await status.start()
         stack.push_async_callback(status.stop)
         yield Deps(encoders=encoders, store=store, fetcher=fetcher, events=kafka, offsets=kafka, reranker=reranker,
-                   status=status)
+                   status=status, live=live)
 
 
 @asynccontextmanager

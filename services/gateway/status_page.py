@@ -4,7 +4,8 @@ The page's script and style are static/status.js and static/status.css, served w
 assets under /static/. The figures come from services.monitoring.status.StatusCollector, which the caller
 creates, starts and stops (server.started_deps in production); without one, /v1/status answers 404
 ``not_configured`` and the page says so. The JSON also carries the ``golden`` section: the last run of the
-gateway's golden queries (services.gateway.golden), or how to configure them.
+gateway's golden queries (services.gateway.golden), or how to configure them, and the ``migration`` section
+(services.gateway.live): a model migration's progress and which model answers, or null.
 
 >>> from aiohttp import web
 >>> app = web.Application()
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from services.gateway.errors import DependencyDown, NotFound
 from services.gateway.golden import golden_status
+from services.gateway.live import LiveCollection
 from services.gateway.tenancy import tenant_of
 from services.monitoring.status import StatusCollector
 from services.store.errors import StoreError
@@ -47,6 +49,7 @@ class TenantStatus:
 PAGE = Path(__file__).parent / "static" / "status.html"
 COLLECTOR = web.AppKey("status_collector", StatusCollector)
 TENANTS = web.AppKey("status_tenants", TenantStatus)
+LIVE = web.AppKey("status_live", LiveCollection)  # the migration section (gateway/live.py)
 #: What /v1/status says about lag per tenant: Kafka counts lag per partition, and one partition carries many
 #: tenants (the Kafka key is the asset_id), so no per-tenant lag is measured; the partitions' lag bounds it.
 TENANT_LAG_NOTE = ("lag is measured per partition, which all tenants share (the Kafka key is the asset_id): a "
@@ -57,11 +60,13 @@ OPEN_PATHS = frozenset({"/status"})
 
 
 def add_status_routes(app: web.Application, collector: StatusCollector | None,
-                      tenants: TenantStatus | None = None) -> None:
-    """Register the status routes on ``app``, reading ``collector`` (None: not configured) and, on a
-    multi-tenant gateway, the tenants' counts from ``tenants``."""
+                      tenants: TenantStatus | None = None, live: LiveCollection | None = None) -> None:
+    """Register the status routes on ``app``, reading ``collector`` (None: not configured), on a
+    multi-tenant gateway the tenants' counts from ``tenants``, and a migration's progress from ``live``."""
     if collector is not None:
         app[COLLECTOR] = collector
+    if live is not None:
+        app[LIVE] = live
     if tenants is not None:
         app[TENANTS] = tenants
     r = app.router
@@ -82,6 +87,8 @@ async def status_json(request: web.Request) -> web.Response:
     body = collector.snapshot()
     body["golden"] = golden_status(request.app)
     body["tenants"] = await tenants_section(request)
+    live = request.app.get(LIVE)
+    body["migration"] = None if live is None else await live.status()
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 

@@ -116,7 +116,7 @@ class LagReader(AsyncResource):
         return {tp.partition: om.offset for tp, om in offsets.items()
                 if tp.topic == self.settings.topic and om.offset >= 0}
 
-    async def snapshot(self) -> LagSnapshot:
+    async def snapshot(self, *, export_metrics: bool = True) -> LagSnapshot:
         tps = await self._partitions()
         try:
             starts = await self._consumer.beginning_offsets(tps)
@@ -129,7 +129,8 @@ class LagReader(AsyncResource):
         members, state = _group_info(groups)
         parts = [PartitionLag(tp.partition, ends[tp], committed.get(tp.partition), starts[tp]) for tp in tps]
         snap = LagSnapshot(self.settings.topic, self.settings.group_id, parts, members, state)
-        export(snap)
+        if export_metrics:  # the worker group's gauges; a migration's group is read without them
+            export(snap)
         return snap
 
     async def wait_committed(self, targets: Mapping[int, int], *, timeout_s: float) -> tuple[bool, float]:
@@ -144,6 +145,25 @@ class LagReader(AsyncResource):
                 return False, time.monotonic() - t0
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+
+async def copy_committed(settings: KafkaSettings, source_group: str, target_group: str) -> dict[int, int]:
+    """Commit ``source_group``'s offsets on the topic as ``target_group``'s (which must have no members: Kafka
+    refuses commits from outside a group's generation otherwise); returns them."""
+    async with LagReader(settings.model_copy(update={"group_id": source_group})) as reader:
+        offsets = await reader.committed()
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=target_group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = {TopicPartition(settings.topic, p): off for p, off in offsets.items()}
+        consumer.assign(list(tps))
+        await consumer.commit(tps)
+    except KafkaError as exc:
+        raise TransientError(f"committing {target_group}'s offsets failed: {exc}") from exc
+    finally:
+        await consumer.stop()
+    return offsets
 
 
 async def open_reader(settings: KafkaSettings) -> LagReader:

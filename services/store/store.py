@@ -37,6 +37,7 @@ from services.store.errors import (
     WriteRejected,
 )
 from services.store.failures import Call, calling, cause_of_message, is_transient_message, rest_error
+from services.store.migrations import read_state, side_for
 from services.store.models import AssetObject, Hit, SearchQuery, StoredAsset, StoredState, asset_uuid
 from services.store.nodes import NodeClient
 from services.store.reads import (
@@ -103,7 +104,7 @@ class AssetStore(AsyncResource):
 
     def __init__(
         self, settings: WeaviateSettings, spaces: Mapping[str, int], *,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], datetime] | None = None, models: Mapping[str, str] | None = None,
     ) -> None:
         bad = [s for s, dim in spaces.items() if not _SPACE.match(s) or dim < 1]
         if bad:
@@ -112,7 +113,10 @@ class AssetStore(AsyncResource):
         if not _COLLECTION.match(name):
             raise ConfigError(f"collection name {settings.collection!r} is not a valid Weaviate class name")
         self._s = settings
-        self.name = name
+        self.name = name  # the physical collection: the alias's target once started (resolve_alias)
+        self.alias_name = name  # what the settings name, an alias or a collection
+        # space -> model id of a writer (the worker): during a migration it writes the side of its model
+        self._models = dict(models) if models is not None else None
         self._spaces = dict(spaces)
         self._indexes = {space: settings.index_of(space) for space in spaces}
         for space, dim in spaces.items():
@@ -132,8 +136,30 @@ class AssetStore(AsyncResource):
     # -- lifecycle --
 
     async def start(self) -> None:
-        """Connect (REST and gRPC) to the first node that answers. Raises StoreUnavailable when none does."""
+        """Connect (REST and gRPC) to the first node that answers (StoreUnavailable when none does), and pin the
+        collection the configured name points at when it is an alias: a worker started before a migration's
+        cutover keeps writing its side after it (the old model's vectors never reach the new side)."""
         await self._nodes.start()
+        await self.resolve_alias()
+
+    async def resolve_alias(self, *, check_models: bool = False) -> str:
+        """Use the collection the configured name points at now (itself when it is no alias); returns it.
+        ``check_models`` (a writer's store, from ensure_collection): during a migration, the side whose model
+        this writer runs instead (migrations.side_for; ConfigError when it runs neither side's)."""
+        async with self._calling("read alias", Call.ADMIN):
+            got = await self._connected().alias.get(alias_name=self.alias_name)
+            state = await read_state(self._connected(), self.alias_name) \
+                if got is not None and check_models and self._models is not None else None
+        target = self.alias_name if got is None else str(got.collection)
+        if state is not None and self._models is not None:
+            side = side_for(state, target, self._models)
+            if side != target:
+                log.warning("the alias %s points at %s (%s), but this worker runs %s: writing %s, its model's side",
+                            self.alias_name, target, state.model_of(target), self._models[state.space], side)
+            target = side
+        if target != self.name:
+            self.name, self._handles, self._schema = target, {}, None
+        return target
 
     async def close(self) -> None:
         self._handles_of, self._handles = None, {}
@@ -203,6 +229,7 @@ class AssetStore(AsyncResource):
         failed because another worker made it first is simply found done on the re-read.
         """
         async with self._schema_lock:
+            await self.resolve_alias(check_models=True)  # made an alias since start, or a migration's side
             last_error: StoreError | None = None
             for attempt in range(_SCHEMA_ATTEMPTS + 1):
                 view = await self._read_schema()
@@ -228,15 +255,32 @@ class AssetStore(AsyncResource):
     async def drop_collection(self) -> None:
         """Delete the collection and everything in it (tests, and re-indexing from the topic)."""
         async with self._schema_lock, self._calling("drop collection", Call.ADMIN):
-            await self._connected().collections.delete(self.name)
+            client = self._connected()
+            alias = await client.alias.get(alias_name=self.alias_name) if self.alias_name != self.name else None
+            if alias is not None and alias.collection == self.name:
+                await client.alias.delete(alias_name=self.alias_name)  # an alias may not point at nothing
+            await client.collections.delete(self.name)
         self._handles = {}
         self._schema = None
 
     async def _create(self) -> None:
+        if self._s.behind_alias and self.name == self.alias_name:
+            # `<name>_v1` behind the alias `<name>`: a worker racing us may make either first, so each step
+            # tolerates the other's, and the re-read after it (ensure_collection) finds the result.
+            physical = f"{self.alias_name}_v1"
+            if not await self._connected().collections.exists(physical):
+                await self._create_physical(physical)
+            if await self._connected().alias.get(alias_name=self.alias_name) is None:
+                await self._connected().alias.create(alias_name=self.alias_name, target_collection=physical)
+            self.name, self._handles, self._schema = physical, {}, None
+            return
+        await self._create_physical(self.name)
+
+    async def _create_physical(self, name: str) -> None:
         tenancy = Configure.multi_tenancy(enabled=True, auto_tenant_creation=self._s.auto_tenant_creation) \
             if self._s.multi_tenancy else None
         await self._connected().collections.create(
-            self.name, properties=base_properties(),
+            name, properties=base_properties(),
             vector_config=[vector_config(s, self._indexes[s]) for s in self._spaces],
             replication_config=replication_config(self._s.replication_factor),
             multi_tenancy_config=tenancy,
@@ -340,6 +384,12 @@ class AssetStore(AsyncResource):
         async with self._calling("read schema", Call.ADMIN):
             if not await self._connected().collections.exists(self.name):
                 return None
+        if self.name == self.alias_name:
+            # exists() answers for an alias too, and one another process made a moment ago must be resolved
+            # now, or this store would write through the alias and follow a later switch (alias.get after a
+            # True exists() sees the alias if there was one: an alias in use is switched, not dropped).
+            await self.resolve_alias()
+        async with self._calling("read schema", Call.ADMIN):
             config = await self._collection().config.get()
         self._schema = SchemaView.of(config)
         return self._schema

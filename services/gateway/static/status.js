@@ -275,11 +275,33 @@ function renderTenants(tenants) {
   $("tenants-line").textContent = `${which}${tenants.error ? ` · ${tenants.error}` : ""} · ${tenants.lag}`;
 }
 
+// A model migration (`xmodal migrate`): old -> new model, the new side's progress, which side answers.
+function renderMigration(m) {
+  $("migration").hidden = !m;
+  if (!m) return;
+  const serving = m.serving === m.new?.collection ? "new" : m.serving === m.old?.collection ? "old" : "?";
+  $("migration-pill").textContent = m.phase ? m.phase.replace("_", " ") : "unknown";
+  $("migration-models").textContent = m.old
+    ? `${m.alias}.${m.space}: ${m.old.model} (${m.old.collection}) → ${m.new.model} (${m.new.collection}); answering from the ${serving} side with ${m.answering_model}`
+    : "";
+  const parts = [];
+  if (m.total !== undefined) {
+    const pct = m.total ? (100 * m.done / m.total).toFixed(1) : "100.0";
+    parts.push(`${fmtCount(m.done)} / ${fmtCount(m.total)} events (${pct}%)`);
+    parts.push(m.rate == null ? "rate n/a" : `${m.rate.toFixed(1)} events/s`);
+    parts.push(m.eta_s == null ? "ETA n/a" : `ETA ${fmtSeconds(m.eta_s)}`);
+    parts.push(`${m.members} migration worker(s)`);
+  }
+  if (m.error) parts.push(m.error);
+  $("migration-line").textContent = parts.join(" · ");
+}
+
 function render(data) {
   const s = data.series;
   renderHealth(data);
   renderGolden(data.golden);
   renderTenants(data.tenants);
+  renderMigration(data.migration);
   renderNumbers(data);
   const parts = Object.keys(s.lag).sort((a, b) => a - b);
   const lagSeries = parts.map((p, i) => ({ name: `p${p}`, label: `partition ${p}`, color: PALETTE[i % PALETTE.length], values: s.lag[p] }));

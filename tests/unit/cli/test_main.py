@@ -15,7 +15,7 @@ from cli import main as cli_main
 from cli.invoke import XMODAL, with_root
 from cli.main import COMMANDS, build_parser, main
 
-SUBCOMMANDS = ["stack", "worker", "gateway", "publish", "lag", "tenants", "eval", "demo"]
+SUBCOMMANDS = ["stack", "worker", "gateway", "publish", "lag", "tenants", "migrate", "eval", "demo"]
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
