@@ -293,6 +293,11 @@ class ModelSettings(BaseModel):
         f"'{BUILTIN_MODEL}', '{BUILTIN_LARGE_MODEL}' (its larger re-ranking sibling) and "
         f"'{BUILTIN_SOUNDS_MODEL}' are the small models shipped with xmodal.",
     )
+    revision: str | None = Field(
+        None, description="hub revision (branch, tag or commit) to load the model at. Every stored vector "
+        "records the model as `<name>@<revision>`: the hub commit transformers resolved, else this; a local "
+        "directory or a builtin model is recorded by its name alone.",
+    )
     enabled: bool = Field(True, description="false turns the space off (its stored vectors stay).")
     space: str = Field("clip", description="The space's name, the Weaviate named vector (set from the key).")
     device: str = Field("auto", description="auto (cuda when available, else cpu), cpu, cuda, cuda:1, ...")

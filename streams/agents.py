@@ -107,7 +107,9 @@ def register(app: faust.App, settings: WorkerSettings, embedders: Sequence[Async
         spaces = vector_dims(embedders)  # each space's vector, and its caption vector where it has one
         decoding = Preparer.decoding_for(embedders, settings.fetch)
         flow, backoff = ConsumerFlow(app), Backoff.of(settings.batch)
-        store = AssetStore(settings.weaviate, spaces, models={e.space: e.model_id for e in embedders})
+        # a migration's state names models as configured (the recorded model id may add "@<revision>")
+        names = {e.space: settings.spaces[e.space].name for e in embedders}
+        store = AssetStore(settings.weaviate, spaces, models=names)
         health.flow, health.phase = flow, "connecting to Weaviate"
         # Weaviate away at start is a transient failure like any other: paused, retried, reported on /readyz
         await until_done(store.start, backoff, what="connecting to Weaviate", flow=flow)

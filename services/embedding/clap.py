@@ -37,7 +37,9 @@ from services.embedding.loading import (
     load_advice,
     max_text_length,
     on_device,
+    pinned,
     pooled_features,
+    recorded_model_id,
     resolve_device,
     resolve_dtype,
     to_device,
@@ -83,19 +85,20 @@ class ClapEmbedder:
 
     @classmethod
     def from_pretrained(cls, source: str | Path, *, space: str, device: str = "auto", dtype: str = "auto",
-                        model_id: str | None = None) -> ClapEmbedder:
-        """Load a checkpoint (hub id or local directory); raises ModelLoadError with what to change."""
+                        model_id: str | None = None, revision: str | None = None) -> ClapEmbedder:
+        """Load a checkpoint (hub id or local directory, at ``revision`` when given); raises ModelLoadError with
+        what to change. ``model_id`` (default: the source) is recorded with its revision (recorded_model_id)."""
         resolved = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, resolved)
-        model_id = model_id or str(source)
+        name = model_id or str(source)
         try:
-            model = AutoModel.from_pretrained(str(source))
-            _check_audio_text_encoder(model, model_id)
-            feature_extractor, tokenizer = _load_processor(source)
+            model = AutoModel.from_pretrained(str(source), **pinned(revision))
+            _check_audio_text_encoder(model, name)
+            feature_extractor, tokenizer = _load_processor(source, revision)
         except (OSError, ValueError, KeyError, ImportError) as exc:
             raise ModelLoadError(load_advice(str(source), exc)) from exc
-        return cls(model, feature_extractor, tokenizer, model_id=model_id, space=space, device=resolved,
-                   dtype=torch_dtype)
+        return cls(model, feature_extractor, tokenizer, model_id=recorded_model_id(name, model, revision),
+                   space=space, device=resolved, dtype=torch_dtype)
 
     def _probe_dim(self) -> int:
         # One tiny forward pass per tower at load time: a broken checkpoint fails at startup, not on the
@@ -180,17 +183,17 @@ def _check_audio_text_encoder(model: PreTrainedModel, model_id: str) -> None:
             )
 
 
-def _load_processor(source: str | Path) -> tuple[Any, Any]:
+def _load_processor(source: str | Path, revision: str | None = None) -> tuple[Any, Any]:
     """(feature extractor, tokenizer): from the checkpoint's ClapProcessor, else loaded one by one."""
     try:
-        processor = AutoProcessor.from_pretrained(str(source))
+        processor = AutoProcessor.from_pretrained(str(source), **pinned(revision))
     except (OSError, ValueError, KeyError, TypeError):
         processor = None
     feature_extractor = getattr(processor, "feature_extractor", None)
     tokenizer = getattr(processor, "tokenizer", None)
     if feature_extractor is None or tokenizer is None:
-        feature_extractor = AutoFeatureExtractor.from_pretrained(str(source))
-        tokenizer = AutoTokenizer.from_pretrained(str(source))
+        feature_extractor = AutoFeatureExtractor.from_pretrained(str(source), **pinned(revision))
+        tokenizer = AutoTokenizer.from_pretrained(str(source), **pinned(revision))
     return feature_extractor, tokenizer
 
 

@@ -96,3 +96,25 @@ def load_advice(source: str, exc: BaseException) -> str:
     if isinstance(exc, ImportError):
         hint = f"Install the package the checkpoint needs (e.g. sentencepiece for SigLIP). {hint}"
     return f"cannot load model {source!r}: {type(exc).__name__}: {exc}. {hint}"
+
+
+def pinned(revision: str | None) -> dict[str, str]:
+    """``from_pretrained``'s ``revision`` argument when one is set (a hub branch, tag or commit), else nothing."""
+    return {"revision": revision} if revision else {}
+
+
+def recorded_model_id(name: str, model: Any, revision: str | None) -> str:
+    """The model id stored with every vector: the configured name, with the checkpoint's revision when there is
+    one: the hub commit transformers resolved, else the revision asked for. A local directory or a builtin
+    model has none, so its name alone identifies it (as it did before revisions were recorded).
+
+    >>> from types import SimpleNamespace as NS
+    >>> recorded_model_id("openai/clip-vit-base-patch32", NS(config=NS(_commit_hash="3d74acf9")), None)
+    'openai/clip-vit-base-patch32@3d74acf9'
+    >>> recorded_model_id("/models/clip", NS(config=NS(_commit_hash=None)), "v2")
+    '/models/clip@v2'
+    >>> recorded_model_id("builtin:shapes-clip", NS(config=NS(_commit_hash=None)), None)
+    'builtin:shapes-clip'
+    """
+    rev = getattr(model.config, "_commit_hash", None) or revision
+    return f"{name}@{rev}" if rev else name

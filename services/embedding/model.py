@@ -30,7 +30,9 @@ from services.embedding.loading import (
     load_advice,
     max_text_length,
     on_device,
+    pinned,
     pooled_features,
+    recorded_model_id,
     resolve_device,
     resolve_dtype,
     to_device,
@@ -122,18 +124,18 @@ def _max_text_length(model: PreTrainedModel, tokenizer: Any) -> int:
     return max_text_length(model, tokenizer, default=77)
 
 
-def load_preprocessor(source: str | Path, model: PreTrainedModel) -> _Preprocessor:
+def load_preprocessor(source: str | Path, model: PreTrainedModel, revision: str | None = None) -> _Preprocessor:
     """AutoProcessor when the checkpoint has one, else AutoTokenizer + AutoImageProcessor."""
     try:
-        processor = AutoProcessor.from_pretrained(str(source))
+        processor = AutoProcessor.from_pretrained(str(source), **pinned(revision))
     except (OSError, ValueError, KeyError, TypeError):
         processor = None
     tokenizer = getattr(processor, "tokenizer", None)
     image_processor = getattr(processor, "image_processor", None)
     if tokenizer is None or image_processor is None:
         # No processor config (or an incomplete one): load the two halves on their own.
-        tokenizer = AutoTokenizer.from_pretrained(str(source))
-        image_processor = AutoImageProcessor.from_pretrained(str(source))
+        tokenizer = AutoTokenizer.from_pretrained(str(source), **pinned(revision))
+        image_processor = AutoImageProcessor.from_pretrained(str(source), **pinned(revision))
     kwargs = text_kwargs(str(model.config.model_type), _max_text_length(model, tokenizer))
     return _Preprocessor(tokenizer, image_processor, kwargs)
 
@@ -163,18 +165,20 @@ class HFEmbedder:
 
     @classmethod
     def from_pretrained(cls, source: str | Path, *, space: str, device: str = "auto", dtype: str = "auto",
-                        model_id: str | None = None) -> HFEmbedder:
-        """Load a checkpoint (hub id or local directory); raises ModelLoadError with what to change."""
+                        model_id: str | None = None, revision: str | None = None) -> HFEmbedder:
+        """Load a checkpoint (hub id or local directory, at ``revision`` when given); raises ModelLoadError with
+        what to change. ``model_id`` (default: the source) is recorded with its revision, see recorded_model_id."""
         resolved = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, resolved)
-        model_id = model_id or str(source)
+        name = model_id or str(source)
         try:
-            model = AutoModel.from_pretrained(str(source))
-            _check_dual_encoder(model, model_id)
-            preprocessor = load_preprocessor(source, model)
+            model = AutoModel.from_pretrained(str(source), **pinned(revision))
+            _check_dual_encoder(model, name)
+            preprocessor = load_preprocessor(source, model, revision)
         except (OSError, ValueError, KeyError, ImportError) as exc:
             raise ModelLoadError(load_advice(str(source), exc)) from exc
-        return cls(model, preprocessor, model_id=model_id, space=space, device=resolved, dtype=torch_dtype)
+        return cls(model, preprocessor, model_id=recorded_model_id(name, model, revision), space=space,
+                   device=resolved, dtype=torch_dtype)
 
     def _probe_dim(self) -> int:
         # One tiny forward pass per tower at load time: a broken checkpoint fails at startup, not on the
@@ -230,10 +234,10 @@ def builtin_model_dir(name: str = BUILTIN_MODEL) -> Path:
     return builtin.directory
 
 
-def model_family(source: str | Path) -> str:
+def model_family(source: str | Path, revision: str | None = None) -> str:
     """The checkpoint's ``model_type`` (``clip``, ``siglip``, ``clap``, ...), read from its config only."""
     try:
-        return str(AutoConfig.from_pretrained(str(source)).model_type)
+        return str(AutoConfig.from_pretrained(str(source), **pinned(revision)).model_type)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(load_advice(str(source), exc)) from exc
 
@@ -245,8 +249,8 @@ def load_embedder(settings: ModelSettings) -> HFEmbedder | ClapEmbedder:
     """
     name = settings.name
     source: str | Path = builtin_model_dir(name) if name.startswith(_BUILTIN_PREFIX) else name
-    if model_family(source) in _AUDIO_TEXT_FAMILIES:
+    if model_family(source, settings.revision) in _AUDIO_TEXT_FAMILIES:
         return ClapEmbedder.from_pretrained(source, space=settings.space, device=settings.device,
-                                            dtype=settings.dtype, model_id=name)
+                                            dtype=settings.dtype, model_id=name, revision=settings.revision)
     return HFEmbedder.from_pretrained(source, space=settings.space, device=settings.device, dtype=settings.dtype,
-                                      model_id=name)
+                                      model_id=name, revision=settings.revision)

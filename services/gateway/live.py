@@ -113,8 +113,9 @@ class LiveCollection:
         encoders = dict(self._base)
         state = await self._registry.get(self._s.weaviate.collection)
         model = None if state is None else state.model_of(collection)
+        # the state records configured model names (a stored model id may add "@<revision>")
         if state is not None and model is not None and state.space in encoders \
-                and encoders[state.space].model_id != model:
+                and self._s.spaces[state.space].name != model:
             encoders[state.space] = await self._encoder(state.space, model)
         store = AssetStore(self._s.weaviate.model_copy(update={"collection": collection, "behind_alias": False}),
                            {})
