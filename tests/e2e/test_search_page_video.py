@@ -59,7 +59,9 @@ async def current_time(page: Page) -> float:
 
 
 async def test_a_click_plays_the_clip_from_the_matched_time(page: Page, tmp_path: Path) -> None:
+    assert await page.is_visible("#part")  # images: picture, caption or both
     await page.check("input[name=target][value=video]")
+    assert not await page.is_visible("#part")  # videos have no captions: no such choice
     before = await searches(page)
     await page.fill("#q", "a photo of a blue circle")
     await page.press("#q", "Enter")

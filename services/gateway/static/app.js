@@ -36,13 +36,19 @@ function target() {
   return document.querySelector("input[name=target]:checked").value;
 }
 
+// The Match choice (picture, caption or both) means nothing for videos, which have no captions: hidden there.
+function showPartChoice() {
+  $("part").closest("label").hidden = target() === "video";
+}
+
 function options() {
   const body = { target: target(), limit: PAGE_SIZE };
   const category = $("category").value;
   if (category) body.filters = { field: "category", eq: category };
   if ($("rerank").checked) body.rerank = true;
   const part = $("part").value; // empty: the gateway's default (fused where captions exist)
-  if (part) body.part = part;
+  if (part && target() !== "video") body.part = part; // videos have no captions: one part
+
   const modifier = $("modifier").value.trim();
   if (modifier && state.query && state.query.kind !== "text") body.modifier = { text: modifier, weight: 0.5 };
   return body;
@@ -112,6 +118,7 @@ function readUrl() {
   const wanted = params.get("target");
   const t = TARGETS.includes(wanted) ? wanted : DEFAULT_TARGET;
   document.querySelector(`input[name=target][value=${t}]`).checked = true;
+  showPartChoice();
   setCategory(params.get("category") || "");
   $("rerank").checked = params.get("rerank") === "true";
   $("part").value = ["content", "caption"].includes(params.get("part")) ? params.get("part") : "";
@@ -516,7 +523,10 @@ function wire() {
       runSearch();
     }
   });
-  document.querySelectorAll("input[name=target]").forEach((el) => el.addEventListener("change", () => runSearch()));
+  document.querySelectorAll("input[name=target]").forEach((el) => el.addEventListener("change", () => {
+    showPartChoice();
+    runSearch();
+  }));
   $("category").addEventListener("change", () => runSearch());
   $("rerank").addEventListener("change", () => runSearch());
   $("part").addEventListener("change", () => runSearch());
