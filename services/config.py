@@ -584,8 +584,8 @@ class GatewaySettings(BaseSettings):
         "None: no golden queries. An invalid file stops the gateway at start with the entry and key at fault.",
     )
     golden_interval_s: float = Field(
-        60.0, gt=0, description="Seconds between runs of the golden queries (the first runs at start). Each "
-        "run is one search per golden query, one at a time.",
+        60.0, gt=0, description="Seconds between runs of the golden queries (the first runs at start; a run "
+        "with failures is followed by another within 5 s). Each run is one search per golden query, one at a time.",
     )
 
     @model_validator(mode="after")

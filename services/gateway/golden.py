@@ -50,9 +50,12 @@ _HINT = (f"No golden file is configured. Set XMODAL_GOLDEN_FILE to a YAML file o
          "XMODAL_GOLDEN_INTERVAL_S seconds; xmodal eval --golden FILE checks a running gateway once.")
 
 
+RECHECK_FAILED_S = 5.0  # how soon a run with failures is followed by the next one
+
+
 class GoldenSchedule:
-    """Runs ``goldens`` through ``search`` every ``interval_s`` seconds (the first at start); keeps the last
-    report and exports it as metrics."""
+    """Runs ``goldens`` through ``search`` every ``interval_s`` seconds (the first at start; after a run with
+    failures, within ``RECHECK_FAILED_S``); keeps the last report and exports it as metrics."""
 
     def __init__(self, goldens: Sequence[GoldenQuery], search: Search, *, interval_s: float, source: Path,
                  timeout_s: float | None = None) -> None:
@@ -76,8 +79,10 @@ class GoldenSchedule:
 
     async def _loop(self) -> None:
         while True:
-            await self.run_once()
-            await asyncio.sleep(self.interval_s)
+            report = await self.run_once()
+            # A failing run is checked again soon: at start the catalogue is often still being indexed (the demo
+            # publishes after the gateway is up), and a page red for a whole interval would mislead.
+            await asyncio.sleep(self.interval_s if report.ok else min(self.interval_s, RECHECK_FAILED_S))
 
     async def run_once(self) -> GoldenReport:
         """Check every golden query now, keep the report and export it (the timer calls this; tests may)."""

@@ -226,3 +226,23 @@ def test_top1_at_checks_the_first_videos_time_code() -> None:
     assert failure_reason(golden, {"results": [{"asset_id": "v", "start_s": 2.0}]}) is None
     assert "1.5 s, not within 2-2.5 s" in str(failure_reason(golden, {"results": [{"asset_id": "v", "start_s": 1.5}]}))
     assert "no time code" in str(failure_reason(golden, {"results": [{"asset_id": "img"}]}))
+
+
+async def test_a_failed_scheduled_run_is_checked_again_soon_not_an_interval_later(tmp_path: Path) -> None:
+    from services.gateway.golden import RECHECK_FAILED_S, GoldenSchedule
+
+    indexed = asyncio.Event()  # the catalogue is still being indexed when the gateway starts
+
+    async def search(request: dict[str, Any]) -> Body:
+        return THREE if indexed.is_set() else response()
+
+    schedule = GoldenSchedule([one("{top1: a}")], search, interval_s=3600.0, source=tmp_path / "g.yaml")
+    await schedule.start()
+    try:
+        first = await asyncio.wait_for(schedule.wait_runs(1), timeout=30)
+        assert not first.ok
+        indexed.set()
+        second = await asyncio.wait_for(schedule.wait_runs(2), timeout=RECHECK_FAILED_S + 30)  # not 3600 s
+        assert second.ok and schedule.runs == 2
+    finally:
+        await schedule.stop()
