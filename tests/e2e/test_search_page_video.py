@@ -73,8 +73,19 @@ async def test_a_click_plays_the_clip_from_the_matched_time(page: Page, tmp_path
     assert (await page.text_content(f"{first} .timecode") or "").endswith("2.0 s")  # the change to blue
     await page.wait_for_function(f"""() => {{
         const img = document.querySelector('{first} .poster img');
-        return img && img.complete && img.naturalWidth > 0;
-    }}""", timeout=WAIT_MS)  # the poster frame is shown
+        return img && img.complete && img.naturalWidth > 0 && img.dataset.frameAt === "2";
+    }}""", timeout=WAIT_MS)  # the poster shows the matched frame (2.0 s), not the first keyframe (red)
+    rgb = await page.eval_on_selector(f"{first} .poster img", """img => {
+        const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+        const d = g.getImageData(0, 0, c.width, c.height).data; let best = [0, 0, 0], most = -1;
+        for (let i = 0; i < d.length; i += 4) {  // the most saturated pixel: the shape's colour
+            const s = Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]);
+            if (s > most) { most = s; best = [d[i], d[i + 1], d[i + 2]]; }
+        }
+        return best;
+    }""")
+    assert rgb[2] > rgb[0] and rgb[2] > rgb[1], f"the poster's circle is {rgb}, not blue"
     await page.click(f"{first} .poster")
     # the player replaces the poster and starts at the matched segment (2.0 s - 4.0 s)
     await page.wait_for_function(f"""() => {{

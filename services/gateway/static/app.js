@@ -293,14 +293,36 @@ function videoMedia(r) {
   poster.setAttribute("aria-label", `Play ${r.asset_id} from ${seconds(r.start_s || 0)}`);
   const img = document.createElement("img");
   img.alt = r.asset_id;
-  if (r.preview) loadMedia(img, r.preview);
+  const shown = r.preview ? loadMedia(img, r.preview) : Promise.resolve();
   const badge = document.createElement("span");
   badge.className = "timecode";
   badge.textContent = `\u25B6 ${seconds(r.start_s || 0)}`;
   poster.append(img, badge);
+  // the stored poster is the first keyframe: once it is shown, the matched frame replaces it
+  if (r.video && (r.start_s || 0) > 0) shown.then(() => matchedFrame(img, r));
   if (r.video) poster.addEventListener("click", () => playFrom(poster, r, r.start_s || 0));
   else poster.disabled = true; // not stored for playback (too big, or a format browsers do not play)
   return [poster];
+}
+
+// The poster shows the frame at the matched time, not the video's first: a muted, unattached video seeks there
+// and its frame is drawn into the image (the first keyframe stays when the video cannot be read).
+function matchedFrame(img, r) {
+  const video = document.createElement("video");
+  video.muted = true;
+  video.preload = "auto";
+  video.addEventListener("loadedmetadata", () => { video.currentTime = r.start_s; }, { once: true });
+  video.addEventListener("seeked", () => {
+    const canvas = document.createElement("canvas");
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext("2d").drawImage(video, 0, 0);
+    img.src = canvas.toDataURL("image/jpeg", 0.85);
+    img.dataset.frameAt = String(r.start_s);
+    video.removeAttribute("src");
+    video.load(); // let the decoder go
+  }, { once: true });
+  loadMedia(video, r.video);
 }
 
 function playFrom(el, r, start) {
