@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import soundfile as sf  # type: ignore[import-untyped]  # no py.typed in soundfile 0.14
 import weaviate
-from playwright.async_api import Browser, FilePayload, Page, async_playwright
+from playwright.async_api import Browser, FilePayload, Page
 
 from services.config import BUILTIN_SOUNDS_MODEL, GatewaySettings, ModelSettings
 from services.embedding.model import Embedder, load_embedder
@@ -37,9 +37,6 @@ from tests.harness.catalogue import index_shapes_sample, index_sounds_sample
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 WAIT_MS = 30_000
 
 
@@ -89,16 +86,6 @@ async def sounds_url(stack: LocalStack) -> AsyncIterator[str]:
     model = ModelSettings(name=BUILTIN_SOUNDS_MODEL, device="cpu")
     async with gateway(stack, "clap", model, index_sounds_sample) as served:
         yield served.url
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 @asynccontextmanager

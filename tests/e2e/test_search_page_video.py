@@ -12,13 +12,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from services.config import ModelSettings
 from services.localstack import LocalStack
 from tests.e2e.test_search_page import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     WAIT_MS,
     after_search,
     gateway,
@@ -36,16 +34,6 @@ pytestmark = pytest.mark.e2e
 async def clips_url(stack: LocalStack) -> AsyncIterator[str]:
     async with gateway(stack, "clip", ModelSettings(device="cpu"), index_clips_sample, all_vectors=True) as served:
         yield served.url
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 @pytest.fixture

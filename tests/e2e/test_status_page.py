@@ -34,15 +34,13 @@ from services.monitoring.status import StatusCollector
 from services.publish import EventPublisher
 from services.store import AssetStore
 from services.store.models import AssetObject
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.harness.catalogue import index_shapes_sample
 from tests.harness.lanes import Lane, WorkerProcess, read_dead_letters, wait_stored
 from tests.integration.monitoring.helpers import remove_lane, text_events
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 WAIT_MS = 60_000
 BAD = [(b"bad-1", b"{not json", "invalid_json"), (b"bad-2", b"[1, 2", "invalid_json"),
        (b"bad-3", json.dumps({"schema_version": 1, "asset_id": "bad-3", "modality": "text"}).encode(),
