@@ -78,7 +78,7 @@ _COLLECTION = re.compile(r"^[A-Z][_0-9A-Za-z]{0,254}$")
 _WRITE_CHUNK = 256  # objects per gRPC batch request
 #: What a keyword (BM25) search matches: a text asset's text and an image's or a clip's caption.
 KEYWORD_PROPERTIES = ["text", "caption"]
-_EXISTS_CONCURRENCY = 16  # reads by id in flight at once (replicated collections)
+_BY_ID_CONCURRENCY = 16  # reads by id in flight at once (replicated collections)
 _ID_CHUNK = 1000  # ids per delete / state lookup (Weaviate caps a result window at 10,000)
 _SCHEMA_ATTEMPTS = 5  # rounds of read-create/extend-reread when workers race on the schema
 
@@ -505,14 +505,14 @@ class AssetStore(AsyncResource):
 
     async def _read_by_id(self, asset_ids: list[str], with_vectors: bool, tenant: str | None
                           ) -> dict[str, StoredState]:
-        """Each object by id at the read consistency, ``_EXISTS_CONCURRENCY`` at a time (the v4 client's
+        """Each object by id at the read consistency, ``_BY_ID_CONCURRENCY`` at a time (the v4 client's
         ``fetch_object_by_id`` is a gRPC filtered search, so it has the same blind spot)."""
         params = {"consistency_level": self._reads_at.value}
         if tenant is not None:
             params["tenant"] = tenant
         if with_vectors:
             params["include"] = "vector"
-        gate = asyncio.Semaphore(_EXISTS_CONCURRENCY)
+        gate = asyncio.Semaphore(_BY_ID_CONCURRENCY)
 
         async def one(asset_id: str) -> StoredState | None:
             async with gate, self._calling("read state", Call.QUERY):
