@@ -8,7 +8,8 @@ in batches up to each size in turn; at each size:
 - query p50/p99: ``--growth-queries`` near_vector searches (limit 10), one at a time;
 - freshness: one object inserted, then searched for with its own vector until it is among the first 10 hits
   (insert -> searchable), 20 times;
-- the fill rate of the step that reached the size (objects/s, batches of ``batch``).
+- the fill rate of the step that reached the size (objects/s, batches of ``batch``);
+- Weaviate's resident memory (VmRSS of its process) once the size is reached: what compression saves.
 
 Beside them, the write floor at 512-d on an empty collection: one object per call against batches.
 Run alone with ``python -m bench.growth --sizes 10000,100000`` (prints the rows as JSON).
@@ -21,6 +22,7 @@ import asyncio
 import json
 import time
 import uuid
+from pathlib import Path
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,11 +36,17 @@ from weaviate.client import WeaviateAsyncClient
 from weaviate.collections.collection import CollectionAsync
 
 from bench.common import percentile
+from bench.cpu import stack_processes
+from bench.report import machine
+from bench.rss import tree_rss_kib
+from services.localstack import LocalStack
 from services.config import WeaviateSettings
 
 DIM = 512
 SPACE = "clip"
-COMPRESSIONS = ("none", "rq")
+# rq first: Go gives freed heap back to the OS lazily, so the RSS of whichever runs second includes what the
+# first left; float32 (``none``) needs more than rq, so run second it still reads its own need.
+COMPRESSIONS = ("rq", "none")
 
 
 def unit_vectors(rng: np.random.Generator, n: int, dim: int = DIM) -> npt.NDArray[np.float32]:
@@ -81,6 +89,9 @@ async def fill(coll: CollectionAsync, rng: np.random.Generator, count: int, star
             DataObject(properties={"n": start + i + j}, vector={SPACE: v.tolist()}) for j, v in enumerate(chunk)])
         if result.errors:
             raise RuntimeError(f"{len(result.errors)} objects refused, e.g. {next(iter(result.errors.values()))}")
+        done = i + len(chunk)
+        if count >= 100_000 and done % 100_000 < batch:
+            print(f"growth: filled {start + done:,} objects ({done / (time.perf_counter() - t0):,.0f}/s)", flush=True)
     return count / max(time.perf_counter() - t0, 1e-9)
 
 
@@ -128,10 +139,21 @@ async def write_floor(client: WeaviateAsyncClient, rng: np.random.Generator, *, 
             "one_per_call_objects": single, "batched_objects": batched}
 
 
+def weaviate_pid() -> int | None:
+    """The local stack's Weaviate process (None when the stack was not started by `make up`)."""
+    return stack_processes(LocalStack()).get("weaviate")
+
+
+def rss_mib(pid: int | None) -> float | None:
+    kib = tree_rss_kib(pid) if pid is not None else 0
+    return round(kib / 1024, 1) if kib else None
+
+
 async def run_growth(sizes: list[int], *, queries: int = 500, batch: int = 1000, fresh_samples: int = 20,
                      settings: WeaviateSettings | None = None) -> dict[str, Any]:
     """Every size with every compression, and the write floor: the bench's ``growth`` section."""
     settings = settings or WeaviateSettings()
+    pid = weaviate_pid()
     rng = np.random.default_rng(13)
     rows = []
     async with connected(settings) as client:
@@ -151,7 +173,8 @@ async def run_growth(sizes: list[int], *, queries: int = 500, batch: int = 1000,
                                  "fill_per_s": round(rate, 1), "queries": queries,
                                  "query_p50_ms": percentile(lat, 50), "query_p99_ms": percentile(lat, 99),
                                  "insert_to_searchable_p50_ms": percentile(fresh, 50),
-                                 "insert_to_searchable_p99_ms": percentile(fresh, 99)})
+                                 "insert_to_searchable_p99_ms": percentile(fresh, 99),
+                                 "weaviate_rss_mib": rss_mib(pid)})
                     print(f"growth: {json.dumps(rows[-1])}", flush=True)
             finally:
                 await client.collections.delete(name)
@@ -164,8 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="10000,100000,1000000", help="object counts, ascending (default 10k,100k,1M)")
     p.add_argument("--queries", type=int, default=500, help="queries per size (default 500)")
     p.add_argument("--batch", type=int, default=1000, help="objects per insert_many call (default 1000)")
+    p.add_argument("--out", type=Path, default=Path("bench/results/growth.json"),
+                   help="where the JSON goes (default bench/results/growth.json)")
     args = p.parse_args(argv)
     out = asyncio.run(run_growth([int(s) for s in args.sizes.split(",")], queries=args.queries, batch=args.batch))
+    out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), **out}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
     return 0
 

@@ -130,7 +130,8 @@ def growth_rows(out: dict[str, Any]) -> list[Row]:
         rows.append(Row(f"growth {g['objects']:,} objects, {g['compression']}: query p50 / p99",
                         _pair(g["query_p50_ms"], g["query_p99_ms"]),
                         f"insert -> searchable p99 {fmt_ms(g['insert_to_searchable_p99_ms'])}; "
-                        f"fill {g['fill_per_s']:,.0f}/s in batches of {g['batch']}"))
+                        f"fill {g['fill_per_s']:,.0f}/s in batches of {g['batch']}"
+                        + (f"; Weaviate RSS {g['weaviate_rss_mib']:,.0f} MiB" if g.get("weaviate_rss_mib") else "")))
     floor = out.get("growth", {}).get("write_floor")
     if floor:
         rows.append(Row("Weaviate writes at 512-d, one object per call", _rate(floor["one_per_call_per_s"]),
