@@ -22,9 +22,9 @@ import asyncio
 import json
 import time
 import uuid
-from pathlib import Path
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,8 +39,8 @@ from bench.common import percentile
 from bench.cpu import stack_processes
 from bench.report import machine
 from bench.rss import tree_rss_kib
-from services.localstack import LocalStack
 from services.config import WeaviateSettings
+from services.localstack import LocalStack
 
 DIM = 512
 SPACE = "clip"
