@@ -12,7 +12,8 @@ in batches up to each size in turn; at each size:
 - Weaviate's resident memory (VmRSS of its process) once the size is reached: what compression saves.
 
 Beside them, the write floor at 512-d on an empty collection: one object per call against batches.
-Run alone with ``python -m bench.growth --sizes 10000,100000`` (prints the rows as JSON).
+Run alone with ``python -m bench.growth --sizes 10000,100000`` (prints the rows as JSON and writes them to
+``--out``, bench/results/growth.json).
 """
 
 from __future__ import annotations
