@@ -548,7 +548,10 @@ class GatewaySettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS ('*' for all).")
     query_cache_size: int = Field(1024, ge=0, description="LRU entries of text-query embeddings.")
     query_batch_max: int = Field(32, ge=1, description="Most queries embedded in one forward pass.")
-    query_batch_wait_s: float = Field(0.005, gt=0, description="Longest wait to fill a query batch.")
+    query_batch_wait_s: float = Field(
+        0.0, ge=0, description="Extra wait to fill a query batch when the model is idle. 0: none, a lone query goes "
+        "at once and queries arriving while the model runs form the next batch (natural batching); a few ms "
+        "only pays on a large GPU.")
     query_queue_max: int = Field(256, ge=1, description="Queued queries before the gateway answers 429.")
     consistency_timeout_s: float = Field(
         5.0, gt=0, description="Longest wait for `consistent_with` offsets to be committed."

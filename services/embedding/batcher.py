@@ -4,8 +4,13 @@ Concurrent searches each need one embedding; a forward pass over 32 queries cost
 one, so single queries are queued and embedded together:
 
 - the queue is bounded; when it is full `submit` raises `Overloaded` at once (the gateway answers 429);
-- a batch is flushed when it holds ``max_batch`` queries, or ``max_wait_s`` after its FIRST query was
-  queued (the wait is never restarted by later arrivals, so one query waits at most ``max_wait_s``);
+- natural batching: when the model is idle, the queued queries go into it at once; while a batch runs,
+  arrivals gather, and the next batch is formed when the model is free again or ``max_batch`` are queued.
+  So a lone query never waits for company, and batches grow by themselves with the load;
+- ``max_wait_s`` > 0 adds a wait to fill a batch even when the model is idle, counted from the batch's FIRST
+  query (never restarted by later arrivals, so one query waits at most that long before its batch is
+  formed); worth it only where a batch of one wastes the device (a large GPU), 0 (the gateway's default)
+  otherwise;
 - while one batch runs in the model, at most one more is formed and waits; the rest stay queued;
 - callers that went away (their await was cancelled) are dropped before their batch runs;
 - time comes from an injected clock and sleep, so tests drive it without real waiting;
@@ -23,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -129,7 +134,7 @@ class QueryBatcher(Generic[T]):
         batch: list[_Pending[T]] = []
         try:
             while True:
-                batch = await self._next_batch()
+                batch = await self._next_batch(running)
                 if running is not None:
                     await running  # this batch waits; no third one is formed meanwhile
                 batch = [p for p in batch if not p.future.done()]
@@ -144,12 +149,18 @@ class QueryBatcher(Generic[T]):
             self._queue = deque(p for p in self._queue if not p.future.done())
             self._depth_changed()
 
-    async def _next_batch(self) -> list[_Pending[T]]:
+    async def _next_batch(self, running: asyncio.Task[None] | None) -> list[_Pending[T]]:
         while True:
             self._drop_gone()
             if not self._queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
+                continue
+            # the model is busy: arrivals gather until it is free or a full batch is queued
+            while running is not None and not running.done() and 0 < len(self._queue) < self.max_batch:
+                await self._wait(None, running)
+                self._drop_gone()
+            if not self._queue:
                 continue
             deadline = self._queue[0].queued_at + self.max_wait_s  # from the batch's first query
             while len(self._queue) < self.max_batch and (remaining := deadline - self._clock()) > 0:
@@ -160,16 +171,19 @@ class QueryBatcher(Generic[T]):
                 self._depth_changed()
                 return batch
 
-    async def _wait(self, seconds: float) -> None:
-        """Until a query arrives or ``seconds`` pass on the injected clock, whichever is first."""
+    async def _wait(self, seconds: float | None, running: asyncio.Task[None] | None = None) -> None:
+        """Until a query arrives, ``seconds`` pass on the injected clock or ``running`` ends, whichever is
+        first (None: not that one)."""
         self._wakeup.clear()
         arrival = asyncio.ensure_future(self._wakeup.wait())
-        timer = asyncio.ensure_future(self._sleep(seconds))
+        timer = asyncio.ensure_future(self._sleep(seconds)) if seconds is not None else None
+        waits: set[asyncio.Future[Any]] = {arrival, *(w for w in (timer, running) if w is not None)}
         try:
-            await asyncio.wait({arrival, timer}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             arrival.cancel()
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
 
     async def _execute(self, batch: list[_Pending[T]]) -> None:
         started = self._clock()

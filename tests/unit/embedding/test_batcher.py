@@ -260,3 +260,52 @@ async def test_a_caller_gone_leaves_the_queue_at_once(batcher: QueryBatcher[str]
     await clock.advance(1.0)
     assert model.batches == [["2"]]
     await tasks[1]
+
+
+@pytest.fixture
+async def natural(clock: FakeClock, model: Model, seen: Seen) -> AsyncIterator[QueryBatcher[str]]:
+    """The gateway's default: no wait to fill a batch (max_wait_s 0)."""
+    b: QueryBatcher[str] = QueryBatcher(model, max_batch=4, max_wait_s=0.0, queue_max=16, clock=clock,
+                                        sleep=clock.sleep, observer=seen)
+    yield b
+    await b.close()
+
+
+async def test_a_lone_query_goes_at_once_when_the_model_is_idle(natural: QueryBatcher[str], model: Model,
+                                                               seen: Seen) -> None:
+    task = await submit(natural, "5")
+    await settle()
+    assert model.batches == [["5"]]  # no fake time passed
+    assert int(np.argmax(await task[0])) == 5
+    assert seen.started == [[0.0]]
+
+
+async def test_arrivals_while_the_model_runs_form_the_next_batch(natural: QueryBatcher[str], model: Model,
+                                                                 clock: FakeClock) -> None:
+    model.gate.clear()
+    first = await submit(natural, "0")
+    await clock.advance(0.01)
+    later = await submit(natural, "1")
+    await clock.advance(0.01)
+    later += await submit(natural, "2", "3")
+    await clock.advance(0.01)
+    assert model.batches == [["0"]]  # the model is busy: the three wait together, not one by one
+    assert natural.depth == 3
+    model.gate.set()
+    await settle()
+    assert model.batches == [["0"], ["1", "2", "3"]]
+    await asyncio.gather(*first, *later)
+
+
+async def test_a_full_batch_is_formed_while_the_model_runs(natural: QueryBatcher[str], model: Model,
+                                                          clock: FakeClock) -> None:
+    model.gate.clear()
+    tasks = await submit(natural, "0")
+    tasks += await submit(natural, *(str(n) for n in range(1, 7)))
+    await clock.advance(0.01)
+    assert model.batches == [["0"]]
+    assert natural.depth == 2  # 1-4 formed into the one waiting batch, 5-6 still queued
+    model.gate.set()
+    await settle()
+    assert model.batches == [["0"], ["1", "2", "3", "4"], ["5", "6"]]
+    await asyncio.gather(*tasks)
