@@ -81,12 +81,18 @@ BUILTIN_FIELDS: dict[str, PropKind] = {
     "indexed_at": PropKind.DATE,
 }
 
-#: Properties read back for hits, ``get`` and ``states`` (never the blob).
+#: Properties read back by ``get`` (never the blob).
 RESULT_PROPERTIES = [
     "asset_id", "modality", "text", "caption", "uri", "metadata_json", "content_hash", "model_id",
     "event_time", "indexed_at", "source_partition", "source_offset", "has_thumbnail",
     "segment_starts", "segment_ends", "duration_s", "has_playback",
 ]
+#: What a hit needs (reads.hit): fewer properties per result is less for the client to deserialize, the
+#: largest share of a search's CPU in the gateway after asyncio. A video's segment times only where they are
+#: scored (SEGMENT_HIT_PROPERTIES).
+HIT_PROPERTIES = [p for p in RESULT_PROPERTIES
+                  if p not in {"model_id", "source_partition", "source_offset", "segment_starts", "segment_ends"}]
+SEGMENT_HIT_PROPERTIES = [*HIT_PROPERTIES, "segment_starts", "segment_ends"]
 STATE_PROPERTIES = ["asset_id", "event_time", "content_hash", "caption_hash", "model_id"]
 
 

@@ -50,7 +50,9 @@ from services.store.reads import (
     vectors_of,
 )
 from services.store.schema import (
+    HIT_PROPERTIES,
     RESULT_PROPERTIES,
+    SEGMENT_HIT_PROPERTIES,
     STATE_PROPERTIES,
     PropKind,
     SchemaView,
@@ -606,8 +608,10 @@ class AssetStore(AsyncResource):
             where = search_filter(q, view)
         except UnknownField:
             where = search_filter(q, await self._view(refresh=True))  # another worker may have added it
+        scored_segments = q.mode == "vector" and (segments_space(q.space) is not None or q.target == "video")
         common: dict[str, Any] = {
-            "limit": q.limit, "offset": q.offset, "filters": where, "return_properties": RESULT_PROPERTIES,
+            "limit": q.limit, "offset": q.offset, "filters": where,
+            "return_properties": SEGMENT_HIT_PROPERTIES if scored_segments else HIT_PROPERTIES,
         }
         try:
             return await self._search(q, common)
