@@ -20,7 +20,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
 from services.config import WorkerSettings, enabled_spaces
-from services.embedding.model import load_embedder
+from services.embedding.model import load_embedder, set_cpu_threads
 from services.embedding.runner import AsyncEmbedder
 from services.fetch.images import preload_codecs
 from streams.agents import register
@@ -119,6 +119,7 @@ def run_worker(settings: WorkerSettings) -> None:
     taken = f" ({settings.web_port} was taken)" if settings.web_port and web.port != settings.web_port else ""
     log.log(logging.WARNING if taken else logging.INFO, "worker web server on http://%s:%d (/metrics, /livez, "
             "/readyz)%s", settings.web_host, web.port, taken)
+    set_cpu_threads(settings.torch_threads)
     # Load the models before joining the consumer group: a slow load must not stall a rebalance.
     embedders = [AsyncEmbedder(load_embedder(space), max_batch=space.max_batch)
                  for space in enabled_spaces(settings.spaces).values()]

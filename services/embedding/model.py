@@ -42,7 +42,7 @@ from services.embedding.loading import (
 __all__ = [
     "SHAPES_LARGE_MODEL_DIR", "SHAPES_MODEL_DIR", "SOUNDS_MODEL_DIR", "ClapEmbedder", "Embedder", "HFEmbedder",
     "Vectors", "builtin_model_dir", "load_embedder", "load_preprocessor", "model_family", "pooled_features",
-    "resolve_device", "resolve_dtype", "text_kwargs",
+    "resolve_device", "resolve_dtype", "set_cpu_threads", "text_kwargs",
 ]
 
 SHAPES_MODEL_DIR = Path(__file__).parent / "shapes" / "clip"
@@ -240,6 +240,13 @@ def model_family(source: str | Path, revision: str | None = None) -> str:
         return str(AutoConfig.from_pretrained(str(source), **pinned(revision)).model_type)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(load_advice(str(source), exc)) from exc
+
+
+def set_cpu_threads(threads: int) -> None:
+    """Threads torch uses within one CPU forward pass, for the whole process (threads started later included);
+    0 leaves torch's default (one per core)."""
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def load_embedder(settings: ModelSettings) -> HFEmbedder | ClapEmbedder:

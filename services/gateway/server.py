@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from aiohttp import web
 
 from services.config import GatewaySettings, ModelSettings, enabled_spaces
-from services.embedding.model import Embedder, load_embedder
+from services.embedding.model import Embedder, load_embedder, set_cpu_threads
 from services.fetch.fetcher import Fetcher
 from services.fetch.images import preload_codecs
 from services.gateway.admission import Admission
@@ -78,6 +78,7 @@ async def started_deps(settings: GatewaySettings, embedders: Sequence[Embedder] 
     Weaviate and Kafka may still be down: the gateway starts anyway, answers 503 where it needs them and
     reports it on /readyz (StoreLink and KafkaLink connect when they can; the collector reports them down).
     """
+    set_cpu_threads(settings.cpu_threads)
     async with AsyncExitStack() as stack:
         if embedders is None:
             spaces = enabled_spaces(settings.spaces)

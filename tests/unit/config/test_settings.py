@@ -113,3 +113,12 @@ def test_a_space_may_not_take_a_caption_vectors_name() -> None:
 def test_a_space_may_not_take_a_video_segments_vectors_name() -> None:
     with pytest.raises(ValidationError, match="video-segment vectors"):
         WorkerSettings(spaces={"clip_segments": {"name": "builtin:shapes-clip"}})
+
+
+def test_gateway_cpu_threads_default_to_a_quarter_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert GatewaySettings().cpu_threads == 4
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert GatewaySettings().cpu_threads == 1
+    monkeypatch.setenv("XMODAL_TORCH_THREADS", "3")
+    assert GatewaySettings().cpu_threads == 3

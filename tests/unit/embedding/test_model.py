@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from services.embedding.model import (
     pooled_features,
     resolve_device,
     resolve_dtype,
+    set_cpu_threads,
 )
 from services.errors import ConfigError
 from tests.harness.tiny_models import save_tiny_random_model
@@ -172,3 +174,18 @@ def test_both_builtin_names_resolve_and_others_are_refused() -> None:
     assert (SOUNDS_MODEL_DIR / "model.safetensors").is_file()
     with pytest.raises(ModelLoadError, match=r"unknown builtin model 'builtin:nope'.*builtin:sounds-clap"):
         load_embedder(ModelSettings(name="builtin:nope", device="cpu"))
+
+
+def test_set_cpu_threads_sets_torch_for_the_process_and_zero_leaves_it() -> None:
+    before = torch.get_num_threads()
+    try:
+        set_cpu_threads(1)
+        seen: list[int] = []
+        thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert (torch.get_num_threads(), seen) == (1, [1])  # the query batcher's thread gets it too
+        set_cpu_threads(0)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
