@@ -5,10 +5,14 @@ body raised, faust-streaming issue 315), hands them to the protocol, and acks ea
 when the protocol says the batch's effect is stored. Agent concurrency stays 1 (issue 606); scale with
 partitions and workers.
 
-Backpressure: while a step fails transiently (Weaviate down, slow, overloaded) the protocol's flow pauses
-every partition this worker holds, so nothing more is fetched and Faust's buffers stop growing; the batch in
-hand is retried with backoff and the partitions resume when it is stored. On shutdown the batch in flight gets
-a share of the shutdown bound to finish; otherwise it is abandoned unacked (delivered again).
+Backpressure: while a step fails transiently (Weaviate down, slow, overloaded) the batch in hand is retried
+with backoff and the agent takes nothing more, so Faust fetches until its stream buffer is full
+(``stream_buffer_maxsize``, per partition) and then stops fetching that partition by itself; the flow only
+reports the pause (/readyz, metrics). It never calls Faust's ``pause_partitions``: in faust-streaming 0.15.3
+records already fetched for a partition paused mid-delivery are dropped and then committed past
+(``Consumer.getmany``), which lost events when Weaviate came and went (streams/offsets.py watches for it). On
+shutdown the batch in flight gets a share of the shutdown bound to finish; otherwise it is abandoned unacked
+(delivered again).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from services.ingest.write import Writer
 from services.monitoring.exporter import export_loop
 from services.store import AssetStore, vector_dims
 from streams.app import assets_topic, dlq_topic
+from streams.offsets import OffsetWatch
 from streams.web import WorkerHealth
 
 log = logging.getLogger("xmodal.worker")
@@ -54,25 +59,6 @@ class FaustDeadLetterSink:
             await fut
         except Exception as exc:
             raise TransientError(f"could not produce a dead letter: {exc!r}", cause="dead_letter") from exc
-
-
-class ConsumerFlow(Flow):
-    """Pauses and resumes every partition the worker's consumer holds (Faust's pause_partitions)."""
-
-    def __init__(self, app: faust.App) -> None:
-        super().__init__()
-        self.app = app
-        self._paused: set[Any] = set()
-
-    def on_pause(self) -> None:
-        self._paused = set(self.app.consumer.assignment())
-        self.app.consumer.pause_partitions(self._paused)
-
-    def on_resume(self) -> None:
-        # a rebalance meanwhile may have moved some away (Faust drops revoked ones from its paused set);
-        # what is assigned now is what must flow again
-        self.app.consumer.resume_partitions(set(self.app.consumer.assignment()) | self._paused)
-        self._paused = set()
 
 
 def gpu_stats_of(devices: Sequence[str]) -> list[Any]:
@@ -106,7 +92,7 @@ def register(app: faust.App, settings: WorkerSettings, embedders: Sequence[Async
 
         spaces = vector_dims(embedders)  # each space's vector, and its caption vector where it has one
         decoding = Preparer.decoding_for(embedders, settings.fetch)
-        flow, backoff = ConsumerFlow(app), Backoff.of(settings.batch)
+        flow, backoff = Flow(), Backoff.of(settings.batch)
         # a migration's state names models as configured (the recorded model id may add "@<revision>")
         names = {e.space: settings.spaces[e.space].name for e in embedders}
         store = AssetStore(settings.weaviate, spaces, models=names)
@@ -128,10 +114,14 @@ def register(app: faust.App, settings: WorkerSettings, embedders: Sequence[Async
                     writer=Writer(store=store, dead_letters=FaustDeadLetterSink(dlq)),
                     store=store, ack=ack, backoff=backoff, flow=flow,
                 )
+                offsets = OffsetWatch()
                 health.phase = "consuming"
                 try:
                     async for events in stream.noack_take(settings.batch.max_events, settings.batch.max_wait_s):
-                        await protocol.submit([to_record(e) for e in events], events)
+                        records = [to_record(e) for e in events]
+                        offsets.taken(((r.topic, r.partition, r.offset) for r in records),
+                                      app.consumer_generation_id)
+                        await protocol.submit(records, events)
                 finally:
                     health.phase = "stopping"
                     # half the shutdown bound for the batch in flight; the rest is for committing and leaving

@@ -19,11 +19,11 @@ Why the overlap gives the same result as preparing and committing one batch afte
    that asset through the overlay, its decisions assumed a write that did not happen, so N+1 is prepared
    again from the store before it is committed.
 4. *Transient failures pause consumption and retry the same step.* A retriable error (Weaviate down, slow or
-   overloaded, a dead letter not confirmed) tells the :class:`Flow` to pause (the worker pauses its Kafka
-   partitions, so nothing more is fetched and no buffer grows) and retries the failed step with capped
-   exponential backoff and jitter; nothing is acked meanwhile. When the step succeeds the flow resumes. A
-   retried commit does not write a confirmed batch again nor send a confirmed dead letter twice
-   (write.Progress). The batch in hand is retried from memory: its events are the first unacked offsets, so
+   overloaded, a dead letter not confirmed) tells the :class:`Flow` to pause (the worker takes no more batches
+   meanwhile, so Faust's bounded buffers fill and it stops fetching; streams/agents.py) and retries the failed
+   step with capped exponential backoff and jitter; nothing is acked meanwhile. When the step succeeds the
+   flow resumes. A retried commit does not write a confirmed batch again nor send a confirmed dead letter
+   twice (write.Progress). The batch in hand is retried from memory: its events are the first unacked offsets, so
    this is the same as re-reading them, without the round trip.
 
 A crash at any point loses nothing: unacked events are delivered again and writes are idempotent.
@@ -55,8 +55,10 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class Flow:
-    """What the protocol tells the consumer about transient failures. This base class keeps the state and the
-    metrics; the worker's flow also pauses and resumes its Kafka partitions and reports on /readyz.
+    """What the protocol tells the consumer about transient failures: the state and the metrics, which the
+    worker reports on /readyz. Pausing needs nothing more: the consumer's loop waits in ``submit`` meanwhile.
+    (Never pause Faust's partitions from :meth:`on_pause`: faust-streaming drops records fetched before such a
+    pause and commits past them; streams/offsets.py.)
 
     Preparing batch N+1 and committing batch N run at the same time and may fail together (Weaviate is gone
     for both): each running :func:`until_done` is a *step*, and the flow stays paused while any step fails.

@@ -35,8 +35,13 @@ RETRIES = Counter(
     "xmodal_worker_retries_total", "Retries of a batch step after a transient failure, by cause.", ["cause"]
 )  # cause: store_unreachable, store_timeout, store_overloaded, store_error, dead_letter, overloaded, transient
 PAUSED = Gauge(
-    "xmodal_worker_paused", "1 while the worker has paused its partitions after a transient failure (it retries "
-    "the batch in hand with backoff and fetches nothing more until the step succeeds)."
+    "xmodal_worker_paused", "1 while the worker is paused after a transient failure (it retries the batch in hand "
+    "with backoff and takes nothing more until the step succeeds; Faust fetches until its bounded buffer is full)."
+)
+SKIPPED_OFFSETS = Counter(
+    "xmodal_consumer_skipped_offsets_total", "Offsets between two records taken in a row from a partition that "
+    "never reached the worker (lost events, unless the topic is compacted or transactional); 0 in a healthy run.",
+    ["topic", "partition"],
 )
 PAUSES = Counter("xmodal_worker_pauses_total", "Times the worker paused consumption, by cause.", ["cause"])
 PAUSE_CAUSE = Gauge(

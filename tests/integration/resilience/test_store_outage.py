@@ -1,5 +1,5 @@
 """Weaviate away while events flow: through Toxiproxy (down: connections refused and cut) and frozen
-(SIGSTOP). The worker pauses its partitions, says so on /readyz and in its metrics, retries, resumes by
+(SIGSTOP). The worker pauses, says so on /readyz and in its metrics, retries, resumes by
 itself, and the final state is exact with no dead letter."""
 
 from __future__ import annotations
