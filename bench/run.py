@@ -104,11 +104,15 @@ async def bench_worker_throughput(tmp: Path, events: list[AssetEvent]) -> dict[s
         cpu.stop()
         runs = worker.metric("xmodal_model_inputs_total")
         batches = worker.metric("xmodal_batch_size_count")
+        # where a batch's time goes (seconds summed over the run; prepare and commit overlap, so they add up to
+        # more than the run took when the overlap works)
+        stages = {stage: round(worker.metric("xmodal_stage_seconds_sum", stage=stage), 2)
+                  for stage in ("lookup", "fetch", "embed", "upsert", "commit", "total")}
     finally:
         worker.stop()
         await lane.drop()
     return {"events": n, "seconds": round(took, 2), "events_per_s": round(n / took, 1),
-            "model_inputs": int(runs), "batches": int(batches), "rss": rss.summary(),
+            "model_inputs": int(runs), "batches": int(batches), "stage_seconds": stages, "rss": rss.summary(),
             "cpu_ms_per_1k_events": cpu.per_1k(n)}
 
 
