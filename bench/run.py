@@ -71,14 +71,14 @@ def _lane(tmp: Path) -> Lane:
     return Lane(f"b{uuid.uuid4().hex[:10]}", tmp)
 
 
-async def bench_sink_baseline(n: int, tmp: Path) -> dict[str, Any]:
+async def bench_sink_baseline(n: int, tmp: Path, *, same_vectors: bool = False) -> dict[str, Any]:
     from bench.sink_baseline import run_sink
 
     lane = _lane(tmp)
     await lane.create_topics()
     cpu = CpuWindow({"sink": os.getpid(), **stack_processes(LocalStack())}).start()
     try:
-        out = await run_sink(lane, n)
+        out = await run_sink(lane, n, same_vectors=same_vectors)
         cpu.stop()
         return out | {"cpu_ms_per_1k_events": cpu.per_1k(n)}
     finally:
@@ -180,6 +180,7 @@ async def main(args: argparse.Namespace) -> int:
         tmp = Path(tmpdir)
         events = sample_events(args.events, seed=1)
         out["baseline_sink"] = await bench_sink_baseline(args.events, tmp)
+        out["baseline_sink_same_vectors"] = await bench_sink_baseline(args.events, tmp, same_vectors=True)
         out["worker_throughput"] = await bench_worker_throughput(tmp, events)
         out["naive_loop"] = await bench_naive(tmp, events[:args.naive_events])
         out["worker_audio_throughput"] = await bench_worker_throughput(tmp, audio_events(args.clips))

@@ -73,6 +73,7 @@ def _run() -> dict[str, Any]:
     phase = {"rejected_429": 0, "errors_5xx": 0, "client_errors": 0, "rejected_share": 0.0}
     return {
         "baseline_sink": {"events": 3000, "events_per_s": 2000.0},
+        "baseline_sink_same_vectors": {"events": 3000, "events_per_s": 900.0, "vectors_per_event": 1.5},
         "worker_throughput": {"events": 3000, "events_per_s": 450.0, "batches": 20,
                               "rss": {"peak_rss_mib": 900.0},
                               "cpu_ms_per_1k_events": {"worker": 900.0, "weaviate": 500.0, "kafka": 100.0,
@@ -145,7 +146,7 @@ def test_unit_vectors_are_unit_length() -> None:
 
 
 def test_ratios() -> None:
-    assert ratios(_run()) == {"worker_vs_baseline": 0.23, "worker_vs_naive": 12.5,
+    assert ratios(_run()) == {"worker_vs_baseline": 0.23, "worker_vs_same_vector_sink": 0.5, "worker_vs_naive": 12.5,
                               "overload_p99_vs_unloaded_p99": 2.5}
 
 
@@ -168,3 +169,15 @@ def test_the_video_row_gives_clips_and_segments_per_second() -> None:
     rows = {r.measure: r for r in build_rows(run)}
     row = rows["xmodal worker, videos (decode, segment, embed keyframes and sound)"]
     assert row.value == "21.4 clips/s" and "42.7 segments/s (240 segments)" in row.note
+
+
+def test_the_like_for_like_sink_has_its_own_ratio_and_older_runs_still_build() -> None:
+    run = _run()
+    rows = {r.measure: r for r in build_rows(run)}
+    assert rows["  worker / that sink"].value == "0.50x"  # 450 against 900
+    assert "1.5 vectors per event (the baseline above: 1)" in rows[
+        "baseline sink, the worker's vectors (texts in every text space)"].note
+    assert ratios(run)["worker_vs_same_vector_sink"] == 0.5
+    del run["baseline_sink_same_vectors"]  # a run from before 2026-12-03
+    assert "  worker / that sink" not in {r.measure for r in build_rows(run)}
+    assert ratios(run)["worker_vs_same_vector_sink"] is None
