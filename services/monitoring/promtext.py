@@ -21,6 +21,7 @@ RETRIES = "xmodal_worker_retries"
 PAUSES = "xmodal_worker_pauses"
 PAUSED = "xmodal_worker_paused"
 PAUSE_CAUSE = "xmodal_worker_pause_cause"
+SKIPPED = "xmodal_consumer_skipped_offsets"  # offsets that never reached the worker (streams/offsets.py)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class WorkerFigures:
     pauses: dict[str, float] = field(default_factory=dict)  # cause -> paused periods since the worker started
     paused: bool | None = None  # consumption paused after a transient failure; None: the worker does not say
     pause_cause: str | None = None  # the cause of the newest failure while paused, as the worker says it
+    skipped_offsets: float = 0.0  # offsets that never reached it since it started: lost events, 0 when healthy
 
 
 def parse_worker_metrics(text: str) -> WorkerFigures:
@@ -88,6 +90,14 @@ def parse_worker_metrics(text: str) -> WorkerFigures:
     (True, {'store_unreachable': 7.0, 'store_timeout': 2.0}, {'store_unreachable': 1.0}, 'store_unreachable')
     >>> parse_worker_metrics("").paused is None  # a worker that exports no such gauge (an older build)
     True
+
+    Offsets that never reached the worker (lost events), summed over its partitions:
+
+    >>> parse_worker_metrics('''# TYPE xmodal_consumer_skipped_offsets_total counter
+    ... xmodal_consumer_skipped_offsets_total{topic="assets",partition="2"} 4.0
+    ... xmodal_consumer_skipped_offsets_total{topic="assets",partition="0"} 1.0
+    ... ''').skipped_offsets
+    5.0
     """
     fig = WorkerFigures()
     # counter family -> the label it is summed by and the figure it fills
@@ -103,6 +113,8 @@ def parse_worker_metrics(text: str) -> WorkerFigures:
         elif family.name == PAUSE_CAUSE:
             fig.pause_cause = next((s.labels["cause"] for s in family.samples if s.value > 0 and "cause" in s.labels),
                                    None)
+        elif family.name == SKIPPED:
+            fig.skipped_offsets = sum(s.value for s in family.samples if s.name.endswith("_total"))
         elif family.name in by_label:
             label, target = by_label[family.name]
             for s in family.samples:

@@ -200,6 +200,7 @@ class StatusCollector:
             "dead_letters_window": window_dead,
             "workers_up": sum(1 for w in self.workers if w.up),
             "workers_paused": sum(1 for w in self.workers if _paused(w)),
+            "skipped_offsets": sum(w.figures.skipped_offsets for w in self.workers if w.up and w.figures is not None),
             "retries": retries,
             "retries_interval": {} if latest is None else latest.retries,
             "retries_window": window_retries,
@@ -233,7 +234,8 @@ def _group(snap: LagSnapshot | None, settings: GatewaySettings) -> dict[str, Any
 def _worker_json(w: WorkerState, trend: WorkerTrend | None = None) -> dict[str, Any]:
     """One worker's row. ``paused`` is None when it is down or does not export the gauge; ``pause`` says why
     and since when while it is paused; ``retries`` count since it started, ``retries_interval`` in the last
-    interval (None until two scrapes are there to compare)."""
+    interval (None until two scrapes are there to compare); ``skipped_offsets`` the offsets that never
+    reached it (lost events: 0 in a healthy run)."""
     fig = w.figures if w.up else None
     trend = trend or WorkerTrend()
     paused = None if fig is None else fig.paused
@@ -243,7 +245,8 @@ def _worker_json(w: WorkerState, trend: WorkerTrend | None = None) -> dict[str, 
     return {"url": w.url, "target": w.target, "up": w.up, "error": w.error, "last_ok": w.last_ok,
             "events": {} if fig is None else fig.events, "paused": paused, "pause": pause,
             "retries": {} if fig is None else fig.retries, "pauses": {} if fig is None else fig.pauses,
-            "retries_interval": None if fig is None else trend.retries}
+            "retries_interval": None if fig is None else trend.retries,
+            "skipped_offsets": 0.0 if fig is None else fig.skipped_offsets}
 
 
 def pause_text(cause: str | None) -> str:

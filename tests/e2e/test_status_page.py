@@ -168,6 +168,9 @@ async def test_status_page_draws_live_figures(
         """() => document.getElementById("paused-pill").textContent === "No worker paused"
             && document.querySelector("#workers tr").dataset.paused === 'false'""", timeout=WAIT_MS)
     assert await page.locator("#auth").is_hidden()
+    # every offset reached the worker: no lost-events pill, no lost badge on its row
+    assert await page.locator("#lost-pill").is_hidden()
+    assert await page.locator("#workers .badge.lost").count() == 0
     # this app runs no golden queries: the section says how to configure them
     assert await page.locator("#golden").get_attribute("data-state") == "unconfigured"
     assert await page.locator("#golden-pill").text_content() == "not configured"

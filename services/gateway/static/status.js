@@ -172,6 +172,11 @@ function renderHealth(data) {
   pausedPill.dataset.paused = paused;
   const recent = fmtByCause(data.now.retries_interval);
   pausedPill.title = `retries in the last interval: ${recent || "none"}`;
+  // offsets that never reached a worker: events lost (0 in a healthy run; each worker's row and log say where)
+  const lost = data.now.skipped_offsets || 0;
+  const lostPill = $("lost-pill");
+  lostPill.hidden = !lost;
+  lostPill.textContent = `${fmtCount(lost)} offsets skipped: events lost`;
   const g = data.group;
   $("group-line").textContent = `topic ${g.topic} · group ${g.group} · ${g.state || "?"} · ${g.members ?? "?"} members`;
 }
@@ -213,7 +218,14 @@ function renderWorkers(data) {
     const cell = (text, cls) => { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; };
     const where = w.target && w.target !== w.url ? `${w.url} → ${w.target}` : w.url;
     tr.dataset.paused = w.paused ? "true" : "false";
-    tr.append(cell(where, "url"), stateCell(w, data.generated_at),
+    const state = stateCell(w, data.generated_at);
+    if (w.skipped_offsets > 0) {  // offsets that never reached the worker: lost events (streams/offsets.py)
+      const lost = document.createElement("span");
+      lost.className = "badge lost";
+      lost.textContent = `${fmtCount(w.skipped_offsets)} offsets skipped: events lost, see its log`;
+      state.append(" ", lost);
+    }
+    tr.append(cell(where, "url"), state,
       cell(w.last_ok == null ? "never" : ago(data.generated_at - w.last_ok)), cell(fmtByCause(w.events) || "–"),
       cell(fmtRetries(w) || "–", "retries"));
     return tr;

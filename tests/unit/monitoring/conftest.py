@@ -42,6 +42,8 @@ class FakeWorker:
         self.retries = Counter("xmodal_worker_retries_total", "r", ["cause"], registry=self.registry)
         self.pauses = Counter("xmodal_worker_pauses_total", "p", ["cause"], registry=self.registry)
         self.pause_cause = Gauge("xmodal_worker_pause_cause", "c", ["cause"], registry=self.registry)
+        self.skipped = Counter("xmodal_consumer_skipped_offsets_total", "s", ["topic", "partition"],
+                               registry=self.registry)
 
     async def metrics(self, request: web.Request) -> web.Response:
         if self.status != 200:

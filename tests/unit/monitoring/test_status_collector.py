@@ -273,3 +273,18 @@ def test_a_down_worker_or_one_without_the_gauge_is_not_called_paused() -> None:
     row = _worker_json(gone)  # its last figures are stale: say nothing about them
     assert row["paused"] is None and row["pause"] is None and row["retries"] == {}
     assert row["retries_interval"] is None
+
+
+async def test_offsets_a_worker_skipped_are_shown_per_worker_and_in_all(fake_worker: FakeWorker) -> None:
+    collector = StatusCollector(offline_settings(fake_worker.url), clock=Clock())
+    try:
+        await collector.sample()
+        healthy = collector.snapshot()
+        fake_worker.skipped.labels("assets", "2").inc(4)  # p2/35..38 never reached it
+        fake_worker.skipped.labels("assets", "0").inc(1)
+        await collector.sample()
+        lost = collector.snapshot()
+    finally:
+        await collector.stop()
+    assert healthy["workers"][0]["skipped_offsets"] == 0 and healthy["now"]["skipped_offsets"] == 0
+    assert lost["workers"][0]["skipped_offsets"] == 5.0 and lost["now"]["skipped_offsets"] == 5.0
