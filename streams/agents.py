@@ -7,7 +7,7 @@ partitions and workers.
 
 Backpressure: while a step fails transiently (Weaviate down, slow, overloaded) the batch in hand is retried
 with backoff and the agent takes nothing more, so Faust fetches until its stream buffer is full
-(``stream_buffer_maxsize``, per partition) and then stops fetching that partition by itself; the flow only
+(``stream_buffer_maxsize``: XMODAL_BUFFER_MAX_EVENTS) and then stops fetching by itself; the flow only
 reports the pause (/readyz, metrics). It never calls Faust's ``pause_partitions``: in faust-streaming 0.15.3
 records already fetched for a partition paused mid-delivery are dropped and then committed past
 (``Consumer.getmany``), which lost events when Weaviate came and went (streams/offsets.py watches for it). On
